@@ -1,0 +1,79 @@
+"""The ``rtderain`` command.
+
+``rtderain INPUT... -o OUTPUT`` de-rains files (the default ``run`` command); the other jobs
+are subcommands, imported only when used.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from rtderain import __version__
+from rtderain.errors import RTDerainError
+from rtderain.lazy import LazyGroup
+
+# The one explicit table of subcommands: name -> "module:click command".
+COMMANDS = {
+    "run": "rtderain.run:run",
+    "models": "rtderain.run:models",
+    "train": "rtderain.train.cli:train",
+    "synth": "rtderain.synth.cli:synth",
+    "eval": "rtderain.evaluate:eval_command",
+    "bench": "rtderain.bench:bench",
+    "build": "rtderain.backends.cli:build",
+    "stream": "rtderain.live.cli:stream",
+}
+
+
+class DefaultRunGroup(LazyGroup):
+    """Treat ``rtderain video.mp4 -o out.mp4`` as ``rtderain run video.mp4 -o out.mp4``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.lazy and args[0] not in ("--help", "-h", "--version"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group(
+    cls=DefaultRunGroup,
+    lazy=COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog="Without a subcommand, `rtderain INPUT -o OUTPUT` runs `rtderain run`.",
+)
+@click.version_option(__version__, prog_name="rtderain")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+def cli(verbose: int) -> None:
+    """Remove rain streaks from videos, images and live streams.
+
+    \b
+    Examples:
+      rtderain rainy.mp4 -o clean.mp4            de-rain a video (audio, timestamps kept)
+      rtderain a.mp4 b.mkv --out-dir clean/      several inputs
+      rtderain frames/ -o clean_frames/          a folder of images
+      rtderain stream rtsp://cam/live --show     live de-raining
+    """
+    level = logging.WARNING - 10 * verbose
+    logging.basicConfig(level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s")
+
+
+def main() -> None:
+    """Console entry point: user-facing errors are one line on stderr and exit code 1."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("rtderain: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except RTDerainError as exc:
+        click.echo(f"rtderain: error: {exc}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("rtderain: interrupted", err=True)
+        sys.exit(130)

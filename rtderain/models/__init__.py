@@ -1,0 +1,54 @@
+"""Model registry: the de-raining networks rtderain knows, declared where they are built.
+
+``MODELS`` is the one explicit table of names. Each entry is a :class:`ModelConfig`; the
+shipped weights for a name live in ``rtderain/weights/<name>.pt``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rtderain.errors import RTDerainError
+from rtderain.models.mgid import MGID, ModelConfig, count_parameters
+
+MODELS: dict[str, ModelConfig] = {
+    # The paper's network (Table I): 64 channels, full resolution, ~0.81 M parameters.
+    "mgid": ModelConfig(name="mgid", channels=64, space_to_depth=1),
+    # Real-time variant: 16 channels on a 2x space-to-depth input, pixel-shuffle rain output.
+    "mgid-rt": ModelConfig(name="mgid-rt", channels=16, space_to_depth=2),
+}
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+
+
+def get_config(name: str) -> ModelConfig:
+    """The registered config of model ``name``; unknown names are a clear error."""
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise RTDerainError(
+            f"unknown model {name!r} (known: {', '.join(sorted(MODELS))})"
+        ) from None
+
+
+def build_model(name_or_config: str | ModelConfig) -> MGID:
+    """A freshly initialised (untrained: identity) network."""
+    cfg = get_config(name_or_config) if isinstance(name_or_config, str) else name_or_config
+    return MGID(cfg)
+
+
+def shipped_weights(name: str) -> Path | None:
+    """Path of the weights shipped for ``name`` inside the package, or None."""
+    path = WEIGHTS_DIR / f"{name}.pt"
+    return path if path.is_file() else None
+
+
+__all__ = [
+    "MGID",
+    "MODELS",
+    "ModelConfig",
+    "build_model",
+    "count_parameters",
+    "get_config",
+    "shipped_weights",
+]
