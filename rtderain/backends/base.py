@@ -6,9 +6,17 @@ engine runs: it pads frames to ``engine.multiple``, calls :meth:`Engine.infer`, 
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import torch
+
+from rtderain.errors import RTDerainError
+
+if TYPE_CHECKING:
+    from rtderain.models.mgid import MGID
 
 
 @runtime_checkable
@@ -51,3 +59,92 @@ class IdentityEngine:
 
     def infer(self, x: torch.Tensor) -> torch.Tensor:
         return x
+
+
+class BackendUnavailable(RTDerainError):
+    """A backend cannot run here (runtime not installed, no GPU, precision unsupported).
+
+    The message is the reason, logged when ``auto`` or a fallback skips the backend.
+    """
+
+
+@dataclass(frozen=True)
+class BuildSpec:
+    """Everything a static-shape build depends on, besides the backend's own settings.
+
+    Attributes:
+        model: registry name of the network (``mgid``, ``mgid-rt``).
+        digest: :func:`rtderain.models.checkpoint.weights_digest` of the weights.
+        batch, height, width: the static input shape (N, 3, H, W); H, W are already padded
+            to the model's multiple.
+        precision: ``fp32``, ``bf16`` or ``fp16``.
+        device: torch device string (``cpu``, ``cuda:0``).
+    """
+
+    model: str
+    digest: str
+    batch: int
+    height: int
+    width: int
+    precision: str
+    device: str
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        """(N, 3, H, W)."""
+        return (self.batch, 3, self.height, self.width)
+
+
+class Backend(Protocol):
+    """One runtime: says whether it can run, builds an artifact, loads it as an :class:`Engine`.
+
+    Attributes:
+        name: key in :data:`rtderain.backends.registry.BACKENDS`.
+        suffix: artifact file suffix (``.onnx``, ``.blob``, ``.ep``); ``""`` when there is
+            nothing to build or cache (eager torch).
+        static: True if a loaded engine runs one fixed (N, 3, H, W) shape only.
+    """
+
+    name: str
+    suffix: str
+    static: bool
+
+    def check(self, device: torch.device, precision: str) -> None:
+        """Raise :class:`BackendUnavailable` (the reason) if this cannot run here."""
+        ...
+
+    def versions(self) -> dict[str, str]:
+        """Runtime versions an artifact depends on (part of the cache key)."""
+        ...
+
+    def settings_dict(self) -> dict[str, Any]:
+        """The backend settings that change the artifact (part of the cache key)."""
+        ...
+
+    def build(self, model: MGID, spec: BuildSpec, path: Path) -> None:
+        """Write the artifact for ``spec`` to ``path`` (a temporary name; the cache renames)."""
+        ...
+
+    def load(self, model: MGID, spec: BuildSpec, path: Path | None) -> Engine:
+        """A ready engine from the artifact at ``path`` (``None`` when ``suffix`` is empty)."""
+        ...
+
+
+def run_fixed_batch(
+    fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, batch: int
+) -> torch.Tensor:
+    """Run a fixed-batch engine on any N: pad the last chunk by repeating its final frame,
+    then trim the padding from the output.
+
+    Args:
+        fn: runs exactly ``batch`` frames, (batch, 3, H, W) -> (batch, 3, H, W).
+        x: (N, 3, H, W) float32 in [-1, 1], RGB.
+    """
+    outs = []
+    for start in range(0, x.shape[0], batch):
+        chunk = x[start : start + batch]
+        n = chunk.shape[0]
+        if n < batch:
+            chunk = torch.cat([chunk, chunk[-1:].expand(batch - n, -1, -1, -1)], dim=0)
+        outs.append(fn(chunk)[:n])
+    return outs[0] if len(outs) == 1 else torch.cat(outs, dim=0)

@@ -1,0 +1,241 @@
+"""The engine cache: built artifacts under ``engines/``, keyed by every build input.
+
+An artifact's file name encodes the model, weights digest, backend, precision, batch, shape
+and device, plus a short hash of the full key (which adds the runtime versions and backend
+settings). A JSON sidecar beside it records the key and the artifact's SHA-256, so a file
+that was truncated, edited or built by another runtime version is detected, logged as a
+warning and rebuilt, never used.
+
+Writes are atomic (temporary name in the same folder, fsync, ``os.replace``) and serialised
+per artifact with an exclusive ``fcntl`` lock, so two processes building the same engine at
+once end with one valid artifact: the second waits, then loads what the first built.
+
+Folder: ``--engines-dir`` option, else ``$RTDERAIN_ENGINES``, else the repository's
+top-level ``engines/`` (``~/.cache/rtderain/engines`` for an installed package).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import platform
+import re
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+try:  # POSIX; elsewhere builds are still atomic, only not serialised.
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+import torch
+
+from rtderain import __version__
+from rtderain.backends.base import BuildSpec
+
+log = logging.getLogger(__name__)
+
+ENV_VAR = "RTDERAIN_ENGINES"
+SIDECAR_FORMAT = "rtderain-engine"
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+
+T = TypeVar("T")
+
+
+def engines_dir(option: str | Path | None = None) -> Path:
+    """The cache folder: ``option``, else ``$RTDERAIN_ENGINES``, else ``<repo>/engines``."""
+    if option:
+        return Path(option).expanduser()
+    env = os.environ.get(ENV_VAR)
+    if env:
+        return Path(env).expanduser()
+    if (_REPO_ROOT / "pyproject.toml").is_file():
+        return _REPO_ROOT / "engines"
+    return Path.home() / ".cache" / "rtderain" / "engines"
+
+
+def device_name(device: torch.device | str) -> str:
+    """Human name of the device an artifact is built for (CPU model or GPU name)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine() or "cpu"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()[:40] or "x"
+
+
+@dataclass(frozen=True)
+class ArtifactKey:
+    """Every input an engine artifact depends on; equal keys mean a reusable artifact."""
+
+    spec: BuildSpec
+    backend: str
+    device_name: str
+    versions: dict[str, str] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **dataclasses.asdict(self.spec),
+            "backend": self.backend,
+            "device_name": self.device_name,
+            "versions": dict(sorted(self.versions.items())),
+            "settings": dict(sorted(self.settings.items())),
+        }
+
+    @property
+    def digest(self) -> str:
+        """Short SHA-256 of the whole key (versions and settings included)."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+    def stem(self) -> str:
+        """Readable, unique file stem, e.g. ``mgid-rt_3f2a..._openvino_fp32_b1_640x368_amd-epyc_<hash>``."""
+        s = self.spec
+        return "_".join(
+            [
+                _slug(s.model),
+                s.digest,
+                self.backend,
+                s.precision,
+                f"b{s.batch}",
+                f"{s.width}x{s.height}",
+                _slug(self.device_name),
+                self.digest,
+            ]
+        )
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
+    """``write(tmp)`` then fsync and rename onto ``path``; the temp file never survives."""
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent
+    )
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        with tmp.open("rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _locked(lock_path: Path) -> Iterator[None]:
+    """Exclusive inter-process lock on ``lock_path`` (blocks until free)."""
+    with lock_path.open("a") as fh:
+        if fcntl is not None:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            if fcntl is not None:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+class EngineCache:
+    """Artifacts in one folder; :meth:`get_or_build` is the whole API."""
+
+    def __init__(self, root: str | Path | None = None) -> None:
+        self.root = engines_dir(root)
+
+    def paths(self, key: ArtifactKey, suffix: str) -> tuple[Path, Path]:
+        """(artifact, JSON sidecar) paths for ``key``."""
+        stem = key.stem()
+        return self.root / f"{stem}{suffix}", self.root / f"{stem}.json"
+
+    def problem(self, key: ArtifactKey, suffix: str) -> str | None:
+        """Why the cached artifact for ``key`` cannot be used (None: it can; 'missing')."""
+        artifact, sidecar = self.paths(key, suffix)
+        if not artifact.is_file() and not sidecar.is_file():
+            return "missing"
+        try:
+            meta = json.loads(sidecar.read_text())
+        except (OSError, ValueError) as exc:
+            return f"unreadable sidecar {sidecar.name} ({exc})"
+        if meta.get("format") != SIDECAR_FORMAT:
+            return f"{sidecar.name} is not an rtderain engine sidecar"
+        expected = json.loads(json.dumps(key.to_dict(), default=str))
+        if meta.get("key") != expected:
+            changed = sorted(k for k in expected if meta.get("key", {}).get(k) != expected[k])
+            return f"incompatible artifact (differs in {', '.join(changed) or 'key'})"
+        if not artifact.is_file():
+            return f"artifact {artifact.name} is missing"
+        if meta.get("sha256") != _sha256(artifact):
+            return f"corrupt artifact {artifact.name} (checksum mismatch)"
+        return None
+
+    def get_or_build(
+        self,
+        key: ArtifactKey,
+        suffix: str,
+        build: Callable[[Path], None],
+        load: Callable[[Path], T],
+    ) -> T:
+        """Load the artifact for ``key``, building it first if missing, corrupt or stale.
+
+        Args:
+            build: writes the artifact to the given (temporary) path.
+            load: turns a valid artifact path into a ready object; if it raises on a file
+                that passed the checksum, the file is rebuilt once with a warning.
+        """
+        self.root.mkdir(parents=True, exist_ok=True)
+        artifact, sidecar = self.paths(key, suffix)
+        with _locked(self.root / f".{key.stem()}.lock"):
+            problem = self.problem(key, suffix)
+            if problem is None:
+                try:
+                    log.info("engine cache: reusing %s", artifact.name)
+                    return load(artifact)
+                except Exception as exc:  # a runtime rejecting its own file: rebuild
+                    problem = f"artifact {artifact.name} failed to load ({exc})".splitlines()[0]
+            if problem != "missing":
+                log.warning("engine cache: %s; rebuilding", problem)
+            self._build(key, artifact, sidecar, build)
+            return load(artifact)
+
+    def _build(
+        self, key: ArtifactKey, artifact: Path, sidecar: Path, build: Callable[[Path], None]
+    ) -> None:
+        sidecar.unlink(missing_ok=True)  # an artifact without a valid sidecar is never used
+        log.info("engine cache: building %s", artifact.name)
+        start = time.perf_counter()
+        _write_atomic(artifact, build)
+        meta = {
+            "format": SIDECAR_FORMAT,
+            "key": key.to_dict(),
+            "artifact": artifact.name,
+            "sha256": _sha256(artifact),
+            "bytes": artifact.stat().st_size,
+            "build_seconds": round(time.perf_counter() - start, 3),
+            "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "rtderain": __version__,
+        }
+        _write_atomic(
+            sidecar, lambda p: p.write_text(json.dumps(meta, indent=2, default=str) + "\n")
+        )
+        log.info("engine cache: built %s in %.1f s", artifact.name, meta["build_seconds"])

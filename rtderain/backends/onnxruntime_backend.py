@@ -1,0 +1,169 @@
+"""ONNX Runtime backend: CPU, plus the CUDA and TensorRT execution providers when installed.
+
+The artifact is the model exported to ONNX (fp32, static shape, memory items inside).
+``onnxruntime`` is imported only here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from rtderain.backends.base import BackendUnavailable, BuildSpec
+from rtderain.models.export import export_onnx
+from rtderain.models.mgid import MGID
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class OrtSettings:
+    """Settings of the ONNX Runtime backend.
+
+    Tuning: ``intra_op_threads`` = 0 lets ONNX Runtime use one thread per physical core; set
+    it lower when decode/encode threads compete for the same cores. ``graph_optimization``
+    ``all`` (default) enables layout transforms and conv fusions; ``basic`` builds faster.
+    On CUDA, ``providers`` order decides which execution provider runs: ``tensorrt`` first
+    builds a TensorRT engine (fp16 when the precision is fp16; cached beside the artifact),
+    ``cuda`` runs cuDNN kernels.
+    """
+
+    intra_op_threads: int = 0
+    graph_optimization: str = "all"
+    cuda_providers: tuple[str, ...] = ("tensorrt", "cuda")
+
+
+_OPT_LEVELS = {
+    "disable": "ORT_DISABLE_ALL",
+    "basic": "ORT_ENABLE_BASIC",
+    "extended": "ORT_ENABLE_EXTENDED",
+    "all": "ORT_ENABLE_ALL",
+}
+_PROVIDERS = {
+    "tensorrt": "TensorrtExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "cpu": "CPUExecutionProvider",
+}
+
+
+def _import_ort() -> Any:
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise BackendUnavailable(
+            "onnxruntime: not installed (pip install 'rtderain[onnx]')"
+        ) from exc
+    return onnxruntime
+
+
+class OrtEngine:
+    """One ONNX Runtime session for a fixed (N, 3, H, W) fp32 input."""
+
+    name = "onnxruntime"
+
+    def __init__(self, session: Any, spec: BuildSpec, multiple: int) -> None:
+        self.session = session
+        self.device = torch.device(spec.device)
+        self.multiple = multiple
+        self.batch = spec.batch
+        self.input_name = session.get_inputs()[0].name
+        provider = session.get_providers()[0].replace("ExecutionProvider", "")
+        self.description = f"onnxruntime {provider} {spec.precision} on {self.device}"
+
+    def infer(self, x: torch.Tensor) -> torch.Tensor:
+        """(batch, 3, H, W) float32 [-1, 1] RGB -> same, on ``device``."""
+        if self.device.type == "cpu":
+            out = self.session.run(None, {self.input_name: x.contiguous().numpy()})[0]
+            return torch.from_numpy(out)
+        # CUDA: bind device tensors directly, no host round trip.
+        x = x.contiguous()
+        y = torch.empty_like(x)
+        binding = self.session.io_binding()
+        index = self.device.index or 0
+        binding.bind_input(
+            self.input_name, "cuda", index, np.float32, tuple(x.shape), x.data_ptr()
+        )
+        out_name = self.session.get_outputs()[0].name
+        binding.bind_output(out_name, "cuda", index, np.float32, tuple(y.shape), y.data_ptr())
+        self.session.run_with_iobinding(binding)
+        return y
+
+
+class OrtBackend:
+    """Backend-table entry: ONNX export as the artifact, an ORT session as the engine."""
+
+    name = "onnxruntime"
+    suffix = ".onnx"
+    static = True
+
+    def __init__(self, settings: OrtSettings | None = None) -> None:
+        self.settings = settings or OrtSettings()
+
+    def _providers(self, device: torch.device, precision: str) -> list[Any]:
+        ort = _import_ort()
+        available = set(ort.get_available_providers())
+        if device.type == "cpu":
+            return ["CPUExecutionProvider"]
+        index = device.index or 0
+        chosen: list[Any] = []
+        for short in self.settings.cuda_providers:
+            full = _PROVIDERS[short]
+            if full not in available:
+                continue
+            if short == "tensorrt":
+                chosen.append((full, {"device_id": index, "trt_fp16_enable": precision == "fp16"}))
+            elif precision == "fp32":  # the CUDA EP runs the fp32 graph as is
+                chosen.append((full, {"device_id": index}))
+        if not chosen:
+            raise BackendUnavailable(
+                f"onnxruntime: no execution provider for {device} {precision} "
+                f"(installed: {', '.join(sorted(available))})"
+            )
+        return [*chosen, "CPUExecutionProvider"]
+
+    def check(self, device: torch.device, precision: str) -> None:
+        _import_ort()
+        if device.type == "cpu" and precision != "fp32":
+            raise BackendUnavailable(f"onnxruntime: only fp32 on CPU, not {precision}")
+        if device.type not in ("cpu", "cuda"):
+            raise BackendUnavailable(f"onnxruntime: device {device} is not supported")
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise BackendUnavailable("onnxruntime: CUDA is not available to torch")
+        self._providers(device, precision)
+
+    def versions(self) -> dict[str, str]:
+        return {"onnxruntime": _import_ort().__version__, "torch": torch.__version__}
+
+    def settings_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self.settings)
+
+    def build(self, model: MGID, spec: BuildSpec, path: Path) -> None:
+        export_onnx(model, path, spec.shape)
+
+    def load(self, model: MGID, spec: BuildSpec, path: Path | None) -> OrtEngine:
+        ort = _import_ort()
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = self.settings.intra_op_threads
+        try:
+            level = _OPT_LEVELS[self.settings.graph_optimization]
+        except KeyError:
+            raise BackendUnavailable(
+                f"onnxruntime: unknown graph_optimization {self.settings.graph_optimization!r}"
+            ) from None
+        opts.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
+        device = torch.device(spec.device)
+        providers = self._providers(device, spec.precision)
+        for p in providers:  # let the TensorRT EP cache its own engine beside ours
+            if isinstance(p, tuple) and p[0] == _PROVIDERS["tensorrt"] and path is not None:
+                p[1].update(
+                    trt_engine_cache_enable=True,
+                    trt_engine_cache_path=str(path.parent / "ort-trt"),
+                )
+        session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+        return OrtEngine(session, spec, model.multiple)

@@ -1,0 +1,147 @@
+"""OpenVINO backend (CPU): fp32, or bf16/fp16 inference precision where the CPU has it.
+
+The artifact is OpenVINO's own compiled-model blob (``CompiledModel.export_model``), which
+already holds the precision and threading decisions, so loading it skips conversion and
+compilation. ``openvino`` is imported only here.
+
+Reduced precision needs hardware support: OpenVINO lists it in the CPU's
+``OPTIMIZATION_CAPABILITIES`` (``BF16`` with AVX-512 BF16 or AMX, ``FP16`` with AVX-512 FP16
+or ARM fp16). On a CPU without it the hint is silently ignored and fp32 runs, so this
+backend refuses ``bf16``/``fp16`` there with that reason instead of pretending.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import io
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from rtderain.backends.base import BackendUnavailable, BuildSpec
+from rtderain.models.export import example_input
+from rtderain.models.mgid import MGID
+
+log = logging.getLogger(__name__)
+
+_HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
+_CAPS = {"bf16": "BF16", "fp16": "FP16"}
+
+
+@dataclass(frozen=True)
+class OpenVinoSettings:
+    """Settings of the OpenVINO backend.
+
+    Tuning: ``performance_hint`` ``LATENCY`` (default) runs one frame at a time on all
+    cores, right for a video pipeline feeding batches in order; ``THROUGHPUT`` runs several
+    parallel streams and needs many requests in flight. ``num_threads`` = 0 uses every
+    core; lower it to leave a core for decode/encode. ``num_streams`` = 0 lets the hint
+    decide.
+    """
+
+    performance_hint: str = "LATENCY"
+    num_threads: int = 0
+    num_streams: int = 0
+
+
+def _import_ov() -> Any:
+    try:
+        import openvino
+    except ImportError as exc:
+        raise BackendUnavailable(
+            "openvino: not installed (pip install 'rtderain[openvino]')"
+        ) from exc
+    return openvino
+
+
+def cpu_capabilities() -> list[str]:
+    """OpenVINO's ``OPTIMIZATION_CAPABILITIES`` of the CPU plugin (e.g. FP32, INT8, BF16)."""
+    ov = _import_ov()
+    return list(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+
+
+class OpenVinoEngine:
+    """One compiled OpenVINO model for a fixed (N, 3, H, W) fp32 input on the CPU."""
+
+    name = "openvino"
+
+    def __init__(self, compiled: Any, spec: BuildSpec, multiple: int) -> None:
+        self.compiled = compiled
+        self.request = compiled.create_infer_request()
+        self.device = torch.device("cpu")
+        self.multiple = multiple
+        self.batch = spec.batch
+        precision = str(compiled.get_property("INFERENCE_PRECISION_HINT"))
+        self.description = f"openvino CPU {spec.precision} (runs {precision})"
+
+    def infer(self, x: torch.Tensor) -> torch.Tensor:
+        """(batch, 3, H, W) float32 [-1, 1] RGB -> same, on the CPU."""
+        self.request.infer([np.ascontiguousarray(x.numpy())])
+        return torch.from_numpy(np.array(self.request.get_output_tensor(0).data, copy=True))
+
+
+class OpenVinoBackend:
+    """Backend-table entry: compiled blob as the artifact."""
+
+    name = "openvino"
+    suffix = ".blob"
+    static = True
+
+    def __init__(self, settings: OpenVinoSettings | None = None) -> None:
+        self.settings = settings or OpenVinoSettings()
+
+    def _config(self, precision: str) -> dict[str, str]:
+        cfg = {
+            "INFERENCE_PRECISION_HINT": _HINTS[precision],
+            "PERFORMANCE_HINT": self.settings.performance_hint,
+        }
+        if self.settings.num_threads:
+            cfg["INFERENCE_NUM_THREADS"] = str(self.settings.num_threads)
+        if self.settings.num_streams:
+            cfg["NUM_STREAMS"] = str(self.settings.num_streams)
+        return cfg
+
+    def check(self, device: torch.device, precision: str) -> None:
+        _import_ov()
+        if device.type != "cpu":
+            raise BackendUnavailable(f"openvino: runs on the CPU only, not {device}")
+        if precision in _CAPS:
+            caps = cpu_capabilities()
+            if _CAPS[precision] not in caps:
+                raise BackendUnavailable(
+                    f"openvino: this CPU has no {_CAPS[precision]} inference "
+                    f"(OPTIMIZATION_CAPABILITIES: {', '.join(caps)})"
+                )
+        elif precision != "fp32":
+            raise BackendUnavailable(f"openvino: unknown precision {precision!r}")
+
+    def versions(self) -> dict[str, str]:
+        return {"openvino": _import_ov().__version__, "torch": torch.__version__}
+
+    def settings_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self.settings)
+
+    def build(self, model: MGID, spec: BuildSpec, path: Path) -> None:
+        ov = _import_ov()
+        net = copy.deepcopy(model).eval().cpu()
+        example = example_input(model, spec.shape)
+        with torch.no_grad():
+            converted = ov.convert_model(net, example_input=(example,), input=[spec.shape])
+        compiled = ov.Core().compile_model(converted, "CPU", self._config(spec.precision))
+        buf = io.BytesIO()
+        compiled.export_model(buf)
+        path.write_bytes(buf.getvalue())
+
+    def load(self, model: MGID, spec: BuildSpec, path: Path | None) -> OpenVinoEngine:
+        ov = _import_ov()
+        assert path is not None
+        with path.open("rb") as fh:
+            compiled = ov.Core().import_model(
+                io.BytesIO(fh.read()), "CPU", self._config(spec.precision)
+            )
+        return OpenVinoEngine(compiled, spec, model.multiple)

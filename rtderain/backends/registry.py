@@ -1,0 +1,233 @@
+"""The table of backends, the fallback order per device, and engine selection.
+
+``BACKENDS`` is the one explicit dict of names. ``FALLBACK`` lists, per device type, the
+backends from fastest to slowest as measured on this project's reference machines
+(``docs/benchmarks.md``): ``auto`` takes the first one that can run, and a backend that
+fails (not installed, unsupported precision, build error) hands over to the next one with
+the reason logged. Heavy runtimes are imported only when their backend is tried.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rtderain.backends.base import BackendUnavailable, BuildSpec, Engine, run_fixed_batch
+from rtderain.backends.cache import ArtifactKey, EngineCache, device_name
+from rtderain.errors import RTDerainError
+from rtderain.models.mgid import MGID
+
+log = logging.getLogger(__name__)
+
+# name -> "module:class" (imported on first use).
+BACKENDS: dict[str, str] = {
+    "torch": "rtderain.backends.torch_backend:TorchBackend",
+    "onnxruntime": "rtderain.backends.onnxruntime_backend:OrtBackend",
+    "openvino": "rtderain.backends.openvino_backend:OpenVinoBackend",
+    "tensorrt": "rtderain.backends.tensorrt_backend:TensorRTBackend",
+}
+
+# Fastest first (docs/benchmarks.md, "Speed (engines)"); eager torch always ends the list.
+FALLBACK: dict[str, tuple[str, ...]] = {
+    "cpu": ("openvino", "onnxruntime", "torch"),
+    "cuda": ("tensorrt", "onnxruntime", "torch"),
+}
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+def get_backend(name: str, settings: Any = None) -> Any:
+    """A backend instance by table name, with optional settings (its settings dataclass)."""
+    try:
+        module_name, attr = BACKENDS[name].split(":")
+    except KeyError:
+        raise RTDerainError(
+            f"unknown engine {name!r} (known: auto, {', '.join(BACKENDS)})"
+        ) from None
+    cls = getattr(importlib.import_module(module_name), attr)
+    return cls(settings) if settings is not None else cls()
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; anything else as given."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise RTDerainError(f"unknown device {device!r} (use cpu, cuda, cuda:N or auto)") from None
+
+
+def cpu_has_native_bf16() -> bool:
+    """True if the CPU executes bf16 in hardware (AVX-512 BF16 or AMX)."""
+    with contextlib.suppress(OSError):
+        flags = Path("/proc/cpuinfo").read_text()
+        return "avx512_bf16" in flags or "amx_bf16" in flags
+    return False
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto``: fp16 on CUDA; bf16 on a CPU with native bf16; else fp32."""
+    if precision == "auto":
+        if device.type == "cuda":
+            return "fp16"
+        return "bf16" if cpu_has_native_bf16() else "fp32"
+    if precision not in PRECISIONS:
+        raise RTDerainError(
+            f"unknown precision {precision!r} (use auto, {', '.join(PRECISIONS)})"
+        )
+    return precision
+
+
+def candidates(engine: str, device: torch.device) -> list[str]:
+    """Backends to try in order: the forced one first (if any), then the device's list."""
+    order = list(FALLBACK.get(device.type, ("torch",)))
+    if engine == "auto":
+        return order
+    get_backend(engine)  # unknown name -> clear error
+    return [engine, *[name for name in order if name != engine]]
+
+
+class CachedEngine:
+    """A static-shape backend behind the :class:`Engine` interface for any N, H, W.
+
+    Builds (or loads from the engine cache) one artifact per padded frame size on first
+    use, pads the last batch to the built batch size and trims it (``run_fixed_batch``).
+    """
+
+    def __init__(
+        self,
+        backend: Any,
+        model: MGID,
+        device: torch.device,
+        precision: str,
+        batch: int,
+        cache: EngineCache,
+    ) -> None:
+        from rtderain.models.checkpoint import weights_digest
+
+        self.backend = backend
+        self.model = model
+        self.name = backend.name
+        self.device = device
+        self.precision = precision
+        self.batch = batch
+        self.multiple = model.multiple
+        self.cache = cache
+        self.digest = weights_digest(model)
+        self._engines: dict[tuple[int, int], Engine] = {}
+        self.description = f"{self.name} {precision} on {device} (built on first frame)"
+
+    def key(self, height: int, width: int) -> ArtifactKey:
+        """The cache key of the artifact for one padded frame size."""
+        spec = BuildSpec(
+            model=self.model.config.name,
+            digest=self.digest,
+            batch=self.batch,
+            height=height,
+            width=width,
+            precision=self.precision,
+            device=str(self.device),
+        )
+        return ArtifactKey(
+            spec=spec,
+            backend=self.name,
+            device_name=device_name(self.device),
+            versions=self.backend.versions(),
+            settings=self.backend.settings_dict(),
+        )
+
+    def prepare(self, height: int, width: int) -> Engine:
+        """Build or load the engine for a padded (H, W); returns it (cached in memory)."""
+        if (height, width) not in self._engines:
+            key = self.key(height, width)
+            engine = self.cache.get_or_build(
+                key,
+                self.backend.suffix,
+                build=lambda path: self.backend.build(self.model, key.spec, path),
+                load=lambda path: self.backend.load(self.model, key.spec, path),
+            )
+            self._engines[(height, width)] = engine
+            self.description = f"{engine.description}, batch {self.batch}"
+        return self._engines[(height, width)]
+
+    def infer(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) float32 [-1, 1] RGB on ``device`` -> same shape and range."""
+        engine = self.prepare(x.shape[2], x.shape[3])
+        return run_fixed_batch(engine.infer, x, self.batch)
+
+
+def _padded(size: tuple[int, int], multiple: int) -> tuple[int, int]:
+    h, w = size
+    return (-(-h // multiple) * multiple, -(-w // multiple) * multiple)
+
+
+def create_engine(
+    model: MGID,
+    engine: str = "auto",
+    device: str = "auto",
+    precision: str = "auto",
+    size: tuple[int, int] | None = None,
+    batch: int = 1,
+    *,
+    engines_dir: str | Path | None = None,
+    settings: dict[str, Any] | None = None,
+) -> Engine:
+    """A ready engine for ``model``, choosing and falling back as described above.
+
+    Args:
+        model: the network (eval mode).
+        engine: backend name or ``auto``.
+        device: ``cpu``, ``cuda[:N]`` or ``auto``.
+        precision: ``fp32``, ``bf16``, ``fp16`` or ``auto``.
+        size: frame (H, W) (padded up to the model's multiple here); given, static-shape
+            backends build now, so a failing build falls back right away. ``None``: they
+            build on the first frame.
+        batch: frames per call for static-shape backends.
+        engines_dir: engine cache folder (default: see :mod:`rtderain.backends.cache`).
+        settings: per-backend settings dataclasses, e.g. ``{"torch": TorchSettings(...)}``.
+    Returns:
+        an :class:`Engine`; its ``selection`` attribute says which backend and why.
+    """
+    if batch < 1:
+        raise RTDerainError(f"batch must be >= 1, got {batch}")
+    dev = resolve_device(device)
+    prec = resolve_precision(precision, dev)
+    cache = EngineCache(engines_dir)
+    settings = settings or {}
+    tried: list[str] = []
+    for name in candidates(engine, dev):
+        try:
+            backend = get_backend(name, settings.get(name))
+            backend.check(dev, prec)
+            if backend.static:
+                result: Any = CachedEngine(backend, model, dev, prec, batch, cache)
+                if size is not None:
+                    result.prepare(*_padded(size, model.multiple))
+            else:
+                spec = BuildSpec(model.config.name, "", batch, 0, 0, prec, str(dev))
+                result = backend.load(model, spec, None)
+        except BackendUnavailable as exc:
+            tried.append(str(exc))
+            level = logging.INFO if engine == "auto" and name != engine else logging.WARNING
+            log.log(level, "engine %s skipped: %s", name, exc)
+            continue
+        except Exception as exc:  # a build or load failure: fall back, never crash
+            reason = f"{name}: failed ({type(exc).__name__}: {exc})".splitlines()[0]
+            tried.append(reason)
+            log.warning("engine %s failed, falling back: %s", name, reason)
+            continue
+        why = "forced with --engine" if name == engine else (
+            f"first available for {dev.type} in {' > '.join(FALLBACK.get(dev.type, ()))}"
+        )
+        if tried:
+            why += f"; skipped: {'; '.join(tried)}"
+        result.selection = f"{name} {prec} on {dev} ({why})"
+        log.info("engine: %s", result.selection)
+        return result
+    raise RTDerainError(f"no engine can run on {dev} {prec}: {'; '.join(tried)}")

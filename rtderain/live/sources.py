@@ -1,0 +1,393 @@
+"""Live sources: webcam index or device, network URLs FFmpeg opens, and files.
+
+One abstraction, :class:`SourceReader`, a thread that opens the source, decodes frames into
+a :class:`~rtderain.live.queues.LatestQueue`, and on a dropped or stalled network stream
+reconnects with exponential backoff (logged; no frame is ever invented for the gap).
+
+Every frame leaves with a monotonic, gap-preserving timestamp (``pts`` in ``time_base``):
+within one connection it is the source's own pts; after a reconnect the new connection is
+placed after the old one by the wall-clock gap, so a recording shows the outage as a pause,
+not as black or repeated frames.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from rtderain.errors import MediaError, RTDerainError
+from rtderain.live.queues import LatestQueue
+from rtderain.live.stats import LiveStats
+from rtderain.media.colour import ColourInfo, frame_to_rgb
+
+log = logging.getLogger(__name__)
+
+NETWORK_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "srt", "tcp", "rtp")
+DEFAULT_TIME_BASE = Fraction(1, 90000)
+
+
+@dataclass(frozen=True)
+class LiveFrame:
+    """One decoded frame on its way through the live path.
+
+    Attributes:
+        rgb: (H, W, 3) uint8 RGB, C-contiguous.
+        pts: presentation time in ``time_base`` units, strictly increasing.
+        time_base: seconds per ``pts`` tick.
+        t_capture: ``time.monotonic()`` when the frame was captured (decoded, or due for
+            ``--realtime`` files).
+        index: running frame number from the source (0-based, across reconnects).
+        session: connection number (0 = first connection; +1 per reconnect).
+        colour: the source's colour description (matrix, range, tags), for the recording.
+    """
+
+    rgb: np.ndarray
+    pts: int
+    time_base: Fraction
+    t_capture: float
+    index: int
+    session: int
+    colour: ColourInfo
+
+
+@dataclass(frozen=True)
+class SourceOptions:
+    """How to open and keep a source.
+
+    Attributes:
+        realtime: play files at their own frame rate (else as fast as they are consumed,
+            every frame kept).
+        low_latency: apply :func:`low_latency_options` to network streams.
+        input_options: extra FFmpeg demuxer options; they override the defaults, an empty
+            value removes a default.
+        open_timeout: seconds to wait for a connection.
+        stall_timeout: seconds without data before a network stream counts as lost.
+        reconnect_delay: first reconnect delay in seconds (doubles each failed attempt).
+        reconnect_max_delay: cap of the reconnect delay.
+        max_reconnects: give up after this many failed attempts in a row (None: never).
+        capture_size: (width, height) asked of a webcam/device, or None.
+        capture_fps: frame rate asked of a webcam/device, or None.
+    """
+
+    realtime: bool = False
+    low_latency: bool = True
+    input_options: dict[str, str] = field(default_factory=dict)
+    open_timeout: float = 10.0
+    stall_timeout: float = 5.0
+    reconnect_delay: float = 0.5
+    reconnect_max_delay: float = 8.0
+    max_reconnects: int | None = None
+    capture_size: tuple[int, int] | None = None
+    capture_fps: float | None = None
+
+
+def classify(source: str) -> str:
+    """``webcam`` (an index like ``0``), ``device`` (``/dev/video*``), ``network`` or ``file``.
+
+    A file that does not exist is an error naming it.
+    """
+    if re.fullmatch(r"\d+", source):
+        return "webcam"
+    scheme = source.split("://", 1)[0].lower() if "://" in source else ""
+    if scheme in NETWORK_SCHEMES:
+        return "network"
+    if scheme:
+        raise RTDerainError(f"unsupported source URL scheme {scheme!r} in {source!r}")
+    if source.startswith("/dev/video"):
+        return "device"
+    if not Path(source).is_file():
+        raise RTDerainError(f"source not found: {source}")
+    return "file"
+
+
+def low_latency_options(url: str) -> dict[str, str]:
+    """Default FFmpeg options for a network URL: small probe, no input buffering, TCP RTSP."""
+    opts = {
+        "fflags": "nobuffer",
+        "flags": "low_delay",
+        "probesize": "65536",
+        "analyzeduration": "500000",
+    }
+    scheme = url.split("://", 1)[0].lower()
+    if scheme in ("rtsp", "rtsps"):
+        opts["rtsp_transport"] = "tcp"
+    if scheme == "udp":
+        opts["overrun_nonfatal"] = "1"
+        opts["fifo_size"] = "50000"
+    return opts
+
+
+def input_options_for(source: str, kind: str, options: SourceOptions) -> dict[str, str]:
+    """The FFmpeg options used to open ``source``: defaults, then the user's overrides."""
+    opts: dict[str, str] = {}
+    if kind == "network" and options.low_latency:
+        opts.update(low_latency_options(source))
+    if kind == "device":
+        if options.capture_size:
+            opts["video_size"] = "{}x{}".format(*options.capture_size)
+        if options.capture_fps:
+            opts["framerate"] = f"{options.capture_fps:g}"
+    for key, value in options.input_options.items():
+        if value == "":
+            opts.pop(key, None)
+        else:
+            opts[key] = value
+    return opts
+
+
+Captured = tuple[np.ndarray, "int | None", "Fraction | None", ColourInfo]
+
+
+class _AVCapture:
+    """Frames from anything FFmpeg opens: (rgb, pts or None, time_base or None, colour).
+
+    RGB is 8-bit whatever the source depth (the live path is 8-bit), converted with the
+    source's own matrix and range.
+    """
+
+    def __init__(self, source: str, kind: str, options: SourceOptions) -> None:
+        opts = input_options_for(source, kind, options)
+        log.debug("opening %s with %s", source, opts)
+        fmt = "v4l2" if kind == "device" else None
+        timeout = (options.open_timeout, options.stall_timeout) if kind != "file" else None
+        self.container = av.open(source, format=fmt, options=opts, timeout=timeout)
+        if not self.container.streams.video:
+            self.container.close()
+            raise MediaError(f"{source}: no video stream")
+        self.stream = self.container.streams.video[0]
+        # Slice threads add no delay; frame threads would hold back one frame per thread.
+        self.stream.thread_type = "SLICE" if kind != "file" else "AUTO"
+
+    def frames(self) -> Iterator[Captured]:
+        colour: ColourInfo | None = None
+        for frame in self.container.decode(self.stream):
+            if colour is None:
+                colour = dataclasses.replace(ColourInfo.from_frame(frame), bit_depth=8)
+            yield frame_to_rgb(frame, colour), frame.pts, frame.time_base, colour
+
+    def close(self) -> None:
+        self.container.close()
+
+
+class _CVCapture:
+    """Frames from an OpenCV webcam (index); no source pts (capture clock is used)."""
+
+    def __init__(self, index: int, options: SourceOptions) -> None:
+        import cv2
+
+        self.cv2 = cv2
+        self.cap = cv2.VideoCapture(index)
+        if not self.cap.isOpened():
+            raise MediaError(f"cannot open webcam {index} (no such camera, or it is busy)")
+        if options.capture_size:
+            self.cap.set(cv2.CAP_PROP_FRAME_WIDTH, options.capture_size[0])
+            self.cap.set(cv2.CAP_PROP_FRAME_HEIGHT, options.capture_size[1])
+        if options.capture_fps:
+            self.cap.set(cv2.CAP_PROP_FPS, options.capture_fps)
+        self.cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
+
+    def frames(self) -> Iterator[Captured]:
+        colour = ColourInfo(pix_fmt="yuv420p")
+        while True:
+            ok, bgr = self.cap.read()
+            if not ok:
+                raise OSError("webcam returned no frame")
+            yield np.ascontiguousarray(bgr[:, :, ::-1]), None, None, colour
+
+    def close(self) -> None:
+        self.cap.release()
+
+
+def open_capture(source: str, kind: str, options: SourceOptions) -> _AVCapture | _CVCapture:
+    """Open ``source`` (see :func:`classify`); errors are :class:`MediaError` naming it."""
+    try:
+        if kind == "webcam":
+            return _CVCapture(int(source), options)
+        return _AVCapture(source, kind, options)
+    except av.error.FFmpegError as exc:
+        raise MediaError(f"cannot open {source}: {exc.strerror or exc}") from None
+    except OSError as exc:
+        raise MediaError(f"cannot open {source}: {exc}") from None
+
+
+class _Stamper:
+    """Monotonic, gap-preserving output timestamps across reconnects (see module doc)."""
+
+    def __init__(self) -> None:
+        self.time_base: Fraction | None = None
+        self.last_pts: int | None = None
+        self.last_t: float | None = None
+        self._offset = 0
+        self._first_src: int | None = None
+        self._first_t = 0.0
+        self._new_session = True
+
+    def new_session(self) -> None:
+        self._new_session = True
+
+    def stamp(self, pts: int | None, tb: Fraction | None, t: float) -> int:
+        if self.time_base is None:
+            self.time_base = tb if (tb is not None and pts is not None) else DEFAULT_TIME_BASE
+        out_tb = self.time_base
+        if self._new_session:
+            self._new_session = False
+            self._first_src = pts if (pts is not None and tb is not None) else None
+            self._first_t = t
+            if self.last_pts is None:
+                self._offset = 0
+            else:
+                gap = max(0.0, t - (self.last_t or t))
+                self._offset = self.last_pts + max(1, round(gap / out_tb))
+        if self._first_src is not None and pts is not None and tb is not None:
+            ticks = round((pts - self._first_src) * tb / out_tb)
+        else:
+            ticks = round((t - self._first_t) / out_tb)
+        out = self._offset + ticks
+        if self.last_pts is not None and out <= self.last_pts:
+            out = self.last_pts + 1
+        self.last_pts, self.last_t = out, t
+        return out
+
+
+class SourceReader(threading.Thread):
+    """Thread: open ``source``, decode into ``queue``, reconnect network streams on failure.
+
+    The first connection failing is an error (a typo should not retry forever); after a
+    connection has delivered frames, a drop, a stall (``stall_timeout``) or an end of stream
+    on a network source triggers reconnects with backoff. A file ends the run at its end.
+    ``error`` holds the exception that ended the thread, for the main thread to re-raise.
+    The queue is closed when the thread ends.
+    """
+
+    def __init__(
+        self,
+        source: str,
+        queue: LatestQueue[LiveFrame],
+        stats: LiveStats,
+        stop: threading.Event,
+        options: SourceOptions | None = None,
+    ) -> None:
+        super().__init__(name="rtderain-source", daemon=True)
+        self.source = source
+        self.kind = classify(source)
+        self.queue = queue
+        self.stats = stats
+        self.stop_event = stop
+        self.options = options or SourceOptions()
+        self.error: BaseException | None = None
+        self._stamper = _Stamper()
+        self._index = 0
+        self._session = -1
+
+    @property
+    def label(self) -> str:
+        """The source with any password hidden, for logs."""
+        return re.sub(r"://[^/@]*:[^/@]*@", "://***@", self.source)
+
+    def run(self) -> None:
+        try:
+            self._run()
+        except BaseException as exc:  # handed to the main thread, re-raised there
+            self.error = exc
+        finally:
+            self.stats.set_state("ended")
+            self.queue.close()
+
+    def _run(self) -> None:
+        capture = open_capture(self.source, self.kind, self.options)
+        log.info("opened %s (%s)", self.label, self.kind)
+        lost_at: float | None = None
+        failures = 0
+        while not self.stop_event.is_set():
+            self._session += 1
+            self._stamper.new_session()
+            if lost_at is not None:
+                gap = time.monotonic() - lost_at
+                self.stats.on_reconnect(gap)
+                log.warning(
+                    "reconnected to %s after a %.1f s gap (attempt %d); "
+                    "no frames inserted for the gap",
+                    self.label, gap, failures,
+                )
+            self.stats.set_state("live")
+            delivered, reason = self._pump(capture)
+            capture.close()
+            if self.stop_event.is_set():
+                return
+            if self.kind == "file" and reason == "end of stream":
+                log.info("%s: end of file", self.label)
+                return
+            if self.kind == "file":
+                raise MediaError(f"{self.source}: {reason}")
+            lost_at = self._stamper.last_t or time.monotonic()
+            failures = 0 if delivered else failures
+            self.stats.set_state("reconnecting")
+            log.warning("lost %s: %s", self.label, reason)
+            capture = None
+            while capture is None and not self.stop_event.is_set():
+                failures += 1
+                limit = self.options.max_reconnects
+                if limit is not None and failures > limit:
+                    raise MediaError(f"gave up on {self.label} after {limit} reconnect attempts")
+                delay = min(
+                    self.options.reconnect_max_delay,
+                    self.options.reconnect_delay * 2 ** (failures - 1),
+                )
+                log.warning(
+                    "reconnecting to %s in %.1f s (attempt %d)", self.label, delay, failures
+                )
+                if self.stop_event.wait(delay):
+                    return
+                try:
+                    capture = open_capture(self.source, self.kind, self.options)
+                except MediaError as exc:
+                    log.warning("reconnect attempt %d failed: %s", failures, exc)
+
+    def _pump(self, capture: _AVCapture | _CVCapture) -> tuple[int, str]:
+        """Decode until the stream ends or fails; returns (frames delivered, reason)."""
+        delivered = 0
+        wall0: float | None = None
+        pts0: int | None = None
+        try:
+            for rgb, pts, tb, colour in capture.frames():
+                if self.stop_event.is_set():
+                    return delivered, "stopped"
+                t = time.monotonic()
+                if self.options.realtime and self.kind == "file" and pts is not None and tb:
+                    if wall0 is None:
+                        wall0, pts0 = t, pts
+                    due = wall0 + float((pts - pts0) * tb)
+                    if due > t and self.stop_event.wait(due - t):
+                        return delivered, "stopped"
+                    t = due
+                frame = LiveFrame(
+                    rgb=rgb,
+                    pts=self._stamper.stamp(pts, tb, t),
+                    time_base=self._stamper.time_base or DEFAULT_TIME_BASE,
+                    t_capture=t,
+                    index=self._index,
+                    session=self._session,
+                    colour=colour,
+                )
+                self._index += 1
+                delivered += 1
+                self.stats.on_capture(t)
+                while not self.queue.put(frame, timeout=0.2):
+                    if self.stop_event.is_set() or self.queue.closed:
+                        return delivered, "stopped"
+            return delivered, "end of stream"
+        except av.error.FFmpegError as exc:
+            return delivered, f"{type(exc).__name__}: {exc.strerror or exc}"
+        except OSError as exc:
+            return delivered, f"{type(exc).__name__}: {exc}"
+

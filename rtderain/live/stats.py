@@ -1,0 +1,122 @@
+"""Live statistics: frame counters, fps and latency percentiles (thread-safe)."""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class StatsSnapshot:
+    """One consistent view of the counters (seconds for times, frames per second for fps)."""
+
+    captured: int
+    processed: int
+    dropped: int
+    stale: int
+    reconnects: int
+    gap_seconds: float
+    fps_in: float
+    fps_out: float
+    latency_p50: float
+    latency_p95: float
+    latency_max: float
+    elapsed: float
+    source_state: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def line(self) -> str:
+        """One human line, e.g. for the periodic log and the final summary."""
+        return (
+            f"in {self.captured} ({self.fps_in:.1f} fps), out {self.processed} "
+            f"({self.fps_out:.1f} fps), dropped {self.dropped + self.stale}, "
+            f"latency p50 {self.latency_p50 * 1000:.0f} ms p95 {self.latency_p95 * 1000:.0f} ms, "
+            f"reconnects {self.reconnects}"
+        )
+
+
+class LiveStats:
+    """Counters of the live path.
+
+    ``latency`` is capture -> output: from the moment the source delivered a decoded frame
+    (or, for ``--realtime`` files, the moment the frame was due) to the moment its
+    de-rained version was handed to the sinks. Percentiles cover the last ``window`` frames;
+    fps covers the last ``fps_window`` seconds.
+    """
+
+    def __init__(self, window: int = 600, fps_window: float = 2.0) -> None:
+        self._lock = threading.Lock()
+        self._latencies: collections.deque[float] = collections.deque(maxlen=window)
+        self._t_in: collections.deque[float] = collections.deque(maxlen=4096)
+        self._t_out: collections.deque[float] = collections.deque(maxlen=4096)
+        self._fps_window = fps_window
+        self._start = time.monotonic()
+        self.captured = 0
+        self.processed = 0
+        self.stale = 0
+        self.reconnects = 0
+        self.gap_seconds = 0.0
+        self.source_state = "starting"
+        self.queue_dropped = 0  # mirrored from the queues by the runner
+
+    def on_capture(self, t: float) -> None:
+        with self._lock:
+            self.captured += 1
+            self._t_in.append(t)
+
+    def on_output(self, t_capture: float, t_out: float) -> None:
+        with self._lock:
+            self.processed += 1
+            self._t_out.append(t_out)
+            self._latencies.append(max(0.0, t_out - t_capture))
+
+    def on_stale(self) -> None:
+        with self._lock:
+            self.stale += 1
+
+    def on_reconnect(self, gap: float) -> None:
+        with self._lock:
+            self.reconnects += 1
+            self.gap_seconds += gap
+
+    def set_state(self, state: str) -> None:
+        with self._lock:
+            self.source_state = state
+
+    def _fps(self, times: collections.deque[float], now: float) -> float:
+        recent = [t for t in times if now - t <= self._fps_window]
+        if len(recent) < 2:
+            return 0.0
+        span = recent[-1] - recent[0]
+        return (len(recent) - 1) / span if span > 0 else 0.0
+
+    def snapshot(self) -> StatsSnapshot:
+        now = time.monotonic()
+        with self._lock:
+            lat = np.asarray(self._latencies, dtype=np.float64)
+            p50, p95, pmax = (
+                (float(np.percentile(lat, 50)), float(np.percentile(lat, 95)), float(lat.max()))
+                if lat.size
+                else (0.0, 0.0, 0.0)
+            )
+            return StatsSnapshot(
+                captured=self.captured,
+                processed=self.processed,
+                dropped=self.queue_dropped,
+                stale=self.stale,
+                reconnects=self.reconnects,
+                gap_seconds=round(self.gap_seconds, 3),
+                fps_in=self._fps(self._t_in, now),
+                fps_out=self._fps(self._t_out, now),
+                latency_p50=p50,
+                latency_p95=p95,
+                latency_max=pmax,
+                elapsed=now - self._start,
+                source_state=self.source_state,
+            )

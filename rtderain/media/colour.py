@@ -1,0 +1,118 @@
+"""Colour matrix, range and bit depth: read them from the source, keep them on the output.
+
+Decoding converts YUV to RGB with the *source's* matrix and range; encoding converts back
+with the same matrix and range and copies the tags (matrix, range, primaries, transfer),
+so a flat colour survives the round trip within rounding (tested for BT.601 and BT.709,
+limited and full range). An untagged source is converted as BT.601 both ways (swscale's
+default) and stays untagged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import av
+import numpy as np
+from av.video.reformatter import ColorRange, Colorspace
+
+# AVColorSpace (frame/codec tag) -> swscale matrix.
+_SWS_MATRIX = {
+    1: Colorspace.ITU709,  # BT709
+    4: Colorspace.FCC,
+    5: Colorspace.ITU601,  # BT470BG
+    6: Colorspace.SMPTE170M,  # BT.601 525
+    7: Colorspace.SMPTE240M,
+    9: Colorspace.BT2020,  # BT2020_NCL
+    10: Colorspace.BT2020,  # BT2020_CL (approximated by NCL)
+}
+_MATRIX_NAMES = {0: "rgb", 1: "bt709", 2: "unspecified", 5: "bt601", 6: "bt601", 9: "bt2020"}
+
+
+@dataclass(frozen=True)
+class ColourInfo:
+    """Colour description of a video stream.
+
+    Attributes:
+        colorspace: AVColorSpace tag (1 BT.709, 5/6 BT.601, 9 BT.2020, 2 unspecified).
+        color_range: AVColorRange tag (1 limited/MPEG, 2 full/JPEG, 0 unspecified).
+        color_primaries: AVColorPrimaries tag (copied).
+        color_trc: AVColorTransferCharacteristic tag (copied).
+        pix_fmt: the source pixel format (e.g. ``yuv420p``, ``yuv420p10le``).
+        bit_depth: bits per component of the source (8, 10, 12, 16).
+    """
+
+    colorspace: int = 2
+    color_range: int = 0
+    color_primaries: int = 2
+    color_trc: int = 2
+    pix_fmt: str = "yuv420p"
+    bit_depth: int = 8
+
+    @classmethod
+    def from_frame(cls, frame: av.VideoFrame) -> ColourInfo:
+        fmt = frame.format
+        depth = max((c.bits for c in fmt.components), default=8)
+        rng = int(frame.color_range)
+        if rng == 0 and fmt.name.startswith("yuvj"):
+            rng = 2
+        return cls(
+            colorspace=int(frame.colorspace),
+            color_range=rng,
+            color_primaries=int(frame.color_primaries),
+            color_trc=int(frame.color_trc),
+            pix_fmt=fmt.name,
+            bit_depth=depth,
+        )
+
+    @property
+    def sws_matrix(self) -> Colorspace:
+        return _SWS_MATRIX.get(self.colorspace, Colorspace.ITU601)
+
+    @property
+    def sws_range(self) -> ColorRange:
+        return ColorRange.JPEG if self.color_range == 2 else ColorRange.MPEG
+
+    @property
+    def rgb_format(self) -> str:
+        """Intermediate RGB format: ``rgb24`` for 8-bit sources, ``rgb48le`` for deeper ones."""
+        return "rgb24" if self.bit_depth <= 8 else "rgb48le"
+
+    @property
+    def dtype(self) -> type:
+        return np.uint8 if self.bit_depth <= 8 else np.uint16
+
+    def describe(self) -> str:
+        matrix = _MATRIX_NAMES.get(self.colorspace, f"matrix {self.colorspace}")
+        rng = {1: "limited", 2: "full"}.get(self.color_range, "unspecified range")
+        return f"{self.pix_fmt}, {matrix}, {rng}, {self.bit_depth}-bit"
+
+
+def frame_to_rgb(frame: av.VideoFrame, colour: ColourInfo) -> np.ndarray:
+    """Decoded frame -> (H, W, 3) RGB uint8/uint16 with the source's matrix and range."""
+    if frame.format.name in ("rgb24", "rgb48le"):
+        return frame.to_ndarray()
+    return frame.reformat(
+        format=colour.rgb_format,
+        src_colorspace=colour.sws_matrix,
+        src_color_range=colour.sws_range,
+        dst_color_range=ColorRange.JPEG,
+    ).to_ndarray()
+
+
+def rgb_to_frame(rgb: np.ndarray, pix_fmt: str, colour: ColourInfo) -> av.VideoFrame:
+    """(H, W, 3) RGB uint8/uint16 -> a ``pix_fmt`` frame with the source's matrix, range, tags."""
+    src = av.VideoFrame.from_ndarray(rgb, format="rgb24" if rgb.dtype == np.uint8 else "rgb48le")
+    if pix_fmt in ("rgb24", "rgb48le", "gbrp", "bgr24") and pix_fmt == src.format.name:
+        frame = src
+    else:
+        frame = src.reformat(
+            format=pix_fmt,
+            dst_colorspace=colour.sws_matrix,
+            src_color_range=ColorRange.JPEG,
+            dst_color_range=colour.sws_range,
+        )
+    frame.colorspace = colour.colorspace
+    frame.color_range = colour.color_range
+    frame.color_primaries = colour.color_primaries
+    frame.color_trc = colour.color_trc
+    return frame

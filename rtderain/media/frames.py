@@ -1,0 +1,62 @@
+"""Frame arrays <-> model tensors, and padding to the model's multiple.
+
+Frames are numpy ``(N, H, W, 3)`` RGB, ``uint8`` (8-bit sources) or ``uint16`` (deeper
+sources, full 16-bit scale). Model tensors are ``(N, 3, H, W)`` float32 in [-1, 1], RGB.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def _peak(dtype: np.dtype | torch.dtype) -> float:
+    return 65535.0 if dtype in (np.uint16, torch.uint16, np.dtype(np.uint16)) else 255.0
+
+
+def to_tensor(frames: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+    """``(N, H, W, 3)`` uint8/uint16 RGB -> ``(N, 3, H, W)`` float32 in [-1, 1] on ``device``.
+
+    The integer frames are moved first and normalised on the device (cheap transfers).
+    """
+    peak = _peak(frames.dtype)
+    if frames.dtype == np.uint16:
+        frames = frames.astype(np.int32)  # torch has limited uint16 support
+    x = torch.from_numpy(np.ascontiguousarray(frames)).to(device, non_blocking=True)
+    return x.permute(0, 3, 1, 2).float().mul_(2.0 / peak).sub_(1.0)
+
+
+def from_tensor(x: torch.Tensor, dtype: np.dtype | type = np.uint8) -> np.ndarray:
+    """``(N, 3, H, W)`` float in [-1, 1] -> ``(N, H, W, 3)`` ``dtype`` RGB, rounded and clipped."""
+    peak = _peak(np.dtype(dtype))
+    y = ((x.float() + 1.0) * (peak / 2.0)).round_().clamp_(0, peak)
+    y = y.permute(0, 2, 3, 1).to("cpu")
+    if dtype == np.uint16:
+        return y.to(torch.int32).numpy().astype(np.uint16)
+    return y.to(torch.uint8).numpy()
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Reflect-pad (N, C, H, W) on the bottom/right so H and W are multiples of ``multiple``.
+
+    Returns the padded tensor and the original (H, W) for :func:`crop`. Frames smaller than
+    the padding fall back to replicate padding (reflect needs pad < size).
+    """
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph or pw:
+        mode = "reflect" if ph < h and pw < w else "replicate"
+        x = F.pad(x, (0, pw, 0, ph), mode=mode)
+    return x, (h, w)
+
+
+def crop(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Undo :func:`pad_to_multiple`."""
+    return x[..., : size[0], : size[1]]
+
+
+def run_padded(infer, x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Pad ``x`` to ``multiple``, run ``infer`` on it, crop the result back."""
+    padded, size = pad_to_multiple(x, multiple)
+    return crop(infer(padded), size)

@@ -1,0 +1,154 @@
+"""Video decoding with PyAV: the file source.
+
+:class:`VideoReader` opens a file, finds its video stream and the streams to copy (audio,
+subtitles), and yields decoded frames in presentation order with their source ``pts``.
+Packets that cannot be decoded are counted and skipped; everything that decodes is kept.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+
+from rtderain.errors import MediaError
+from rtderain.media.colour import ColourInfo, frame_to_rgb
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DecodedFrame:
+    """One decoded frame.
+
+    Attributes:
+        index: 0-based position in presentation order.
+        rgb: (H, W, 3) RGB, uint8 (8-bit source) or uint16 (deeper source).
+        pts: presentation timestamp in the stream's ``time_base``.
+    """
+
+    index: int
+    rgb: np.ndarray
+    pts: int
+
+
+class VideoReader:
+    """Decode the first video stream of ``path`` (threaded decoding in FFmpeg).
+
+    Attributes after opening: ``width``, ``height``, ``time_base``, ``frame_rate``,
+    ``frame_count`` (container's count or an estimate, 0 if unknown), ``copy_streams``,
+    ``undecodable`` (packets that failed to decode so far), ``colour`` (after first frame).
+    """
+
+    def __init__(self, path: str | Path, copy: tuple[str, ...] = ("audio", "subtitle")) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise MediaError(f"input not found: {self.path}")
+        if self.path.is_dir():
+            raise MediaError(f"{self.path} is a folder, not a video file")
+        try:
+            self.container = av.open(str(self.path), metadata_errors="ignore")
+        except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
+            raise MediaError(f"{self.path}: not a readable video ({_reason(exc)})") from None
+        try:
+            videos = self.container.streams.video
+            if not videos:
+                raise MediaError(f"{self.path}: has no video stream")
+            self.stream = videos[0]
+            self.stream.thread_type = "AUTO"
+            cc = self.stream.codec_context
+            if not cc.width or not cc.height:
+                raise MediaError(f"{self.path}: video stream has no frame size (corrupt header?)")
+            self.width, self.height = cc.width, cc.height
+            self.time_base: Fraction = self.stream.time_base or Fraction(1, 90000)
+            self.frame_rate: Fraction | None = self.stream.average_rate or self.stream.guessed_rate
+            self.frame_count = self._count()
+            self.copy_streams = tuple(
+                s for s in self.container.streams if s.type in copy and s is not self.stream
+            )
+            for s in self.container.streams:
+                if s is not self.stream and s not in self.copy_streams:
+                    log.info("%s: stream #%d (%s) is not copied", self.path, s.index, s.type)
+        except BaseException:
+            self.container.close()
+            raise
+        self.undecodable = 0
+        self.colour: ColourInfo | None = None
+
+    def _count(self) -> int:
+        if self.stream.frames:
+            return int(self.stream.frames)
+        duration = self.stream.duration
+        if duration and self.frame_rate:
+            return round(float(duration * self.time_base * self.frame_rate))
+        if self.container.duration and self.frame_rate:
+            return round(self.container.duration / av.time_base * float(self.frame_rate))
+        return 0
+
+    def frames(self, on_packet: Callable[[av.Packet], None] | None = None) -> Iterator[DecodedFrame]:
+        """Yield every decodable frame; hand copied-stream packets to ``on_packet``."""
+        streams = [self.stream, *self.copy_streams] if on_packet else [self.stream]
+        index = 0
+        last_pts: int | None = None
+        step = self._pts_step()
+        for packet in self._demux(streams):
+            if packet is not None and packet.stream is not self.stream:
+                on_packet(packet)  # type: ignore[misc]
+                continue
+            for frame in self._decode(packet):
+                pts = frame.pts
+                if pts is None or (last_pts is not None and pts <= last_pts):
+                    fixed = (last_pts + step) if last_pts is not None else 0
+                    log.warning("frame %d: pts %s missing or not increasing; using %d",
+                                index, pts, fixed)
+                    pts = fixed
+                if self.colour is None:
+                    self.colour = ColourInfo.from_frame(frame)
+                yield DecodedFrame(index, frame_to_rgb(frame, self.colour), pts)
+                last_pts = pts
+                index += 1
+
+    def _pts_step(self) -> int:
+        if self.frame_rate:
+            return max(1, round(1 / (self.frame_rate * self.time_base)))
+        return 1
+
+    def _demux(self, streams: list[Any]) -> Iterator[av.Packet | None]:
+        """Demuxed packets, then ``None`` (flush the decoder of its delayed frames)."""
+        it = self.container.demux(streams)
+        while True:
+            try:
+                packet = next(it)
+            except StopIteration:
+                break
+            except (av.FFmpegError, EOFError) as exc:
+                log.warning("%s: demuxing stopped early: %s", self.path, _reason(exc))
+                self.undecodable += 1
+                break
+            yield packet
+        yield None
+
+    def _decode(self, packet: av.Packet | None) -> list[av.VideoFrame]:
+        try:
+            return list(self.stream.decode(packet))
+        except EOFError:  # decoder already flushed
+            return []
+        except av.FFmpegError as exc:
+            self.undecodable += 1
+            pts = packet.pts if packet is not None else "flush"
+            log.debug("%s: undecodable packet (pts %s): %s", self.path, pts, _reason(exc))
+            return []
+
+    def close(self) -> None:
+        self.container.close()
+
+
+def _reason(exc: BaseException) -> str:
+    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return text.splitlines()[0]

@@ -1,0 +1,219 @@
+"""Video encoding and muxing with PyAV: the file sink.
+
+:class:`VideoWriter` writes under a temporary name beside the target and renames it into
+place only in :meth:`VideoWriter.close`, after the encoder is flushed; :meth:`abort`
+removes the temporary file. Frame timestamps are the caller's (source ``pts`` in the
+source ``time_base``), never rebuilt from a frame rate. Audio and subtitle streams are
+copied as packets from their input streams (``add_stream_from_template``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+
+from rtderain.errors import MediaError
+from rtderain.media.colour import ColourInfo, rgb_to_frame
+
+log = logging.getLogger(__name__)
+
+# Short names users type -> FFmpeg encoders.
+CODEC_ALIASES = {
+    "h264": "libx264",
+    "x264": "libx264",
+    "hevc": "libx265",
+    "h265": "libx265",
+    "x265": "libx265",
+    "av1": "libsvtav1",
+    "vp9": "libvpx-vp9",
+}
+_CRF_CODECS = {"libx264", "libx265", "libsvtav1", "libvpx-vp9", "libaom-av1"}
+_PRESET_CODECS = {"libx264", "libx265", "h264_nvenc", "hevc_nvenc"}
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    """How the de-rained video is encoded.
+
+    Attributes:
+        codec: encoder name or alias (``h264`` -> libx264, ``hevc`` -> libx265, ``av1``,
+            ``vp9``, ``ffv1``, ``h264_nvenc``, any encoder PyAV offers).
+        crf: constant-rate factor for x264/x265/SVT-AV1/VP9 (lower = better, bigger).
+        preset: encoder speed preset (x264/x265/NVENC names); None = encoder default.
+        pix_fmt: output pixel format; None keeps the source's (4:4:4 for odd sizes with
+            a chroma-subsampled source, since 4:2:0 needs even dimensions).
+        options: extra encoder options passed to FFmpeg as strings.
+    """
+
+    codec: str = "h264"
+    crf: int | None = 18
+    preset: str | None = "fast"
+    pix_fmt: str | None = None
+    options: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def encoder(self) -> str:
+        return CODEC_ALIASES.get(self.codec, self.codec)
+
+
+def check_encoder(options: EncodeOptions) -> av.Codec:
+    """The encoder for ``options``; an unknown or non-video codec is a clear error."""
+    try:
+        codec = av.Codec(options.encoder, "w")
+    except Exception:
+        raise MediaError(f"unknown video encoder {options.codec!r}") from None
+    if codec.type != "video":
+        raise MediaError(f"{options.codec!r} is not a video encoder")
+    return codec
+
+
+def choose_pix_fmt(codec: av.Codec, options: EncodeOptions, colour: ColourInfo, width: int,
+                   height: int) -> str:
+    """Output pixel format: the user's, else the source's, adjusted to what the encoder takes."""
+    supported = [f.name for f in (codec.video_formats or ())]
+    if options.pix_fmt:
+        if supported and options.pix_fmt not in supported:
+            raise MediaError(
+                f"encoder {codec.name} does not take pixel format {options.pix_fmt!r} "
+                f"(it takes: {', '.join(supported)})"
+            )
+        return options.pix_fmt
+    want = colour.pix_fmt.replace("yuvj", "yuv")
+    odd = width % 2 or height % 2
+    if odd and ("420" in want or "422" in want or "411" in want or "410" in want):
+        want = want.replace("420", "444").replace("422", "444")
+        log.warning("odd frame size %dx%d: encoding as %s to keep every pixel", width, height, want)
+    if not supported or want in supported:
+        return want
+    deep = colour.bit_depth > 8
+    for cand in (
+        ["yuv444p10le", "yuv420p10le", "yuv444p", "yuv420p"] if deep else ["yuv444p", "yuv420p"]
+    ):
+        if cand in supported and (not odd or "444" in cand):
+            log.warning("encoder %s does not take %s: using %s", codec.name, want, cand)
+            return cand
+    return supported[0]
+
+
+class VideoWriter:
+    """Encode RGB frames (plus copied packet streams) into ``path``.
+
+    Args:
+        path: final output path; the container format comes from its suffix.
+        width, height: frame size (odd sizes kept).
+        time_base: time base of the ``pts`` passed to :meth:`write` (the source's).
+        frame_rate: nominal rate for the encoder's rate control (never used for timestamps).
+        colour: source colour description (matrix, range, tags, bit depth).
+        options: encoder settings.
+        copy_streams: input streams (audio, subtitles) whose packets :meth:`mux` copies.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        width: int,
+        height: int,
+        time_base: Fraction,
+        frame_rate: Fraction | None,
+        colour: ColourInfo,
+        options: EncodeOptions,
+        copy_streams: tuple[Any, ...] = (),
+    ) -> None:
+        self.path = Path(path)
+        self.tmp_path = self.path.with_name(
+            f".{self.path.stem}.partial-{os.getpid()}{self.path.suffix}"
+        )
+        self.time_base = time_base
+        self.colour = colour
+        self.frames = 0
+        codec = check_encoder(options)
+        self.pix_fmt = choose_pix_fmt(codec, options, colour, width, height)
+        try:
+            self.container = av.open(str(self.tmp_path), mode="w")
+        except (av.FFmpegError, OSError, ValueError) as exc:
+            raise MediaError(f"cannot write {self.path}: {exc}".splitlines()[0]) from None
+        try:
+            self.stream = self._add_video(codec, options, width, height, frame_rate)
+            self._copies = {s.index: self._add_copy(s) for s in copy_streams}
+        except BaseException:
+            self.abort()
+            raise
+
+    def _add_video(self, codec: av.Codec, options: EncodeOptions, width: int, height: int,
+                   frame_rate: Fraction | None) -> av.VideoStream:
+        opts = dict(options.options)
+        if options.crf is not None and codec.name in _CRF_CODECS:
+            opts.setdefault("crf", str(options.crf))
+            if codec.name == "libvpx-vp9":
+                opts.setdefault("b", "0")
+        if options.preset and codec.name in _PRESET_CODECS:
+            opts.setdefault("preset", options.preset)
+        stream = self.container.add_stream(codec.name, rate=frame_rate, options=opts)
+        stream.width, stream.height = width, height
+        stream.pix_fmt = self.pix_fmt
+        stream.time_base = self.time_base
+        cc = stream.codec_context
+        cc.time_base = self.time_base
+        cc.colorspace = self.colour.colorspace
+        cc.color_range = self.colour.color_range
+        cc.color_primaries = self.colour.color_primaries
+        cc.color_trc = self.colour.color_trc
+        return stream
+
+    def _add_copy(self, template: Any) -> Any:
+        name = template.codec_context.name
+        supported = self.container.supported_codecs
+        if supported and name not in supported:
+            raise MediaError(
+                f"{template.type} codec {name!r} of input stream #{template.index} cannot be "
+                f"stored in a {self.path.suffix} file; choose another container (e.g. .mkv)"
+            )
+        return self.container.add_stream_from_template(template)
+
+    def write(self, rgb: np.ndarray, pts: int) -> None:
+        """Encode one (H, W, 3) RGB uint8/uint16 frame at ``pts`` (in ``time_base``)."""
+        frame = rgb_to_frame(rgb, self.pix_fmt, self.colour)
+        frame.pts = pts
+        frame.time_base = self.time_base
+        self._mux(self.stream.encode(frame))
+        self.frames += 1
+
+    def mux(self, packet: av.Packet) -> None:
+        """Copy a demuxed packet of one of ``copy_streams``."""
+        out = self._copies.get(packet.stream.index)
+        if out is None or packet.dts is None and packet.pts is None:
+            return
+        packet.stream = out
+        self._mux(packet)
+
+    def _mux(self, packets: Any) -> None:
+        try:
+            self.container.mux(packets)
+        except av.FFmpegError as exc:
+            raise MediaError(f"cannot write {self.path}: {exc}".splitlines()[0]) from None
+
+    def close(self) -> None:
+        """Flush the encoder, close the file and rename it into place."""
+        try:
+            self._mux(self.stream.encode(None))
+            self.container.close()
+        except BaseException:
+            self.abort()
+            raise
+        os.replace(self.tmp_path, self.path)
+
+    def abort(self) -> None:
+        """Close without finishing and remove the temporary file."""
+        try:
+            self.container.close()
+        except Exception as exc:  # already broken: nothing more to save
+            log.debug("closing aborted output %s: %s", self.tmp_path, exc)
+        self.tmp_path.unlink(missing_ok=True)

@@ -1,0 +1,341 @@
+"""Full-reference image quality metrics: PSNR, SSIM, VIF (pixel domain) and FSIM / FSIMc.
+
+Conventions (the ones the de-raining literature reports, see ``docs/evaluation.md``):
+
+- Inputs are ``uint8 (H, W, 3)`` RGB arrays (prediction first, ground truth second).
+- ``channel="y"`` (default): metrics on luminance Y of MATLAB ``rgb2ycbcr`` (BT.601 studio
+  swing, not rounded, 0-255 scale, values in [16, 235]); ``channel="rgb"``: on the three RGB
+  channels (PSNR over all channels, SSIM averaged over channels, VIF on piq's
+  0.299/0.587/0.114 luma, FSIM becomes FSIMc).
+- ``crop`` removes that many pixels from every border before measuring.
+- Identical images give PSNR ``inf`` (no cap), SSIM 1, VIF 1, FSIM 1.
+
+PSNR and SSIM use scikit-image (``peak_signal_noise_ratio`` convention;
+``structural_similarity`` with an 11x11 Gaussian window, sigma 1.5, population covariance:
+the MATLAB ``ssim_index`` convention, no downsampling). VIF and FSIM are written here in
+torch following piq 0.8.0 (``vif_p``, ``fsim``) line by line, because piq needs torchvision.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from rtderain.errors import RTDerainError
+
+CHANNELS = ("y", "rgb")
+METRICS = ("psnr", "ssim", "vif", "fsim")
+
+# MATLAB rgb2ycbcr luma row (inputs 0..255): Y = 16 + (65.481 R + 128.553 G + 24.966 B) / 255.
+_Y_WEIGHTS = np.array([65.481, 128.553, 24.966], dtype=np.float64) / 255.0
+
+
+def _check_rgb(img: np.ndarray, name: str = "image") -> None:
+    if not isinstance(img, np.ndarray) or img.ndim != 3 or img.shape[2] != 3:
+        shape = getattr(img, "shape", type(img).__name__)
+        raise RTDerainError(f"{name} must be an (H, W, 3) RGB array, got shape {shape}")
+
+
+def _check_pair(pred: np.ndarray, gt: np.ndarray) -> None:
+    _check_rgb(pred, "prediction")
+    _check_rgb(gt, "ground truth")
+    if pred.shape != gt.shape:
+        raise RTDerainError(f"prediction size {pred.shape} differs from ground truth {gt.shape}")
+
+
+def _check_channel(channel: str) -> None:
+    if channel not in CHANNELS:
+        raise RTDerainError(f"unknown channel {channel!r}; use one of {', '.join(CHANNELS)}")
+
+
+def rgb_to_y(img: np.ndarray) -> np.ndarray:
+    """MATLAB ``rgb2ycbcr`` luma of an RGB image, not rounded.
+
+    ``img``: ``(H, W, 3)`` RGB, uint8 (0..255; other dtypes are taken on the same scale).
+    Returns ``(H, W)`` float64 on the 0-255 scale, in [16, 235] for uint8 input.
+    """
+    _check_rgb(img)
+    return 16.0 + img.astype(np.float64) @ _Y_WEIGHTS
+
+
+def _crop(img: np.ndarray, crop: int) -> np.ndarray:
+    if crop < 0:
+        raise RTDerainError(f"border crop must be >= 0, got {crop}")
+    if crop == 0:
+        return img
+    if 2 * crop >= min(img.shape[0], img.shape[1]):
+        raise RTDerainError(
+            f"border crop {crop} leaves nothing of a {img.shape[1]}x{img.shape[0]} image"
+        )
+    return img[crop:-crop, crop:-crop]
+
+
+def _planes(
+    pred: np.ndarray, gt: np.ndarray, channel: str, crop: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Both images as float64 on 0-255: (H, W) Y planes or (H, W, 3) RGB, border-cropped."""
+    _check_pair(pred, gt)
+    _check_channel(channel)
+    if channel == "y":
+        a, b = rgb_to_y(pred), rgb_to_y(gt)
+    else:
+        a, b = pred.astype(np.float64), gt.astype(np.float64)
+    return _crop(a, crop), _crop(b, crop)
+
+
+def psnr(
+    pred: np.ndarray,
+    gt: np.ndarray,
+    *,
+    channel: str = "y",
+    crop: int = 0,
+    data_range: float = 255.0,
+) -> float:
+    """Peak signal-to-noise ratio in dB (``inf`` for identical images).
+
+    ``pred``, ``gt``: uint8 ``(H, W, 3)`` RGB. ``channel``: ``"y"`` (MATLAB luma, not
+    rounded) or ``"rgb"`` (MSE over all three channels). ``crop``: border pixels dropped per
+    side. ``data_range``: the peak value (255 for 8-bit).
+    """
+    a, b = _planes(pred, gt, channel, crop)
+    mse = float(np.mean((a - b) ** 2))
+    if mse == 0.0:
+        return math.inf
+    return 10.0 * math.log10(data_range**2 / mse)
+
+
+def ssim(
+    pred: np.ndarray,
+    gt: np.ndarray,
+    *,
+    channel: str = "y",
+    crop: int = 0,
+    data_range: float = 255.0,
+) -> float:
+    """Structural similarity, MATLAB ``ssim_index`` convention (no downsampling).
+
+    11x11 Gaussian window, sigma 1.5, K1=0.01, K2=0.03, population covariance, mean over the
+    'valid' area (scikit-image crops 5 px per side). ``channel="rgb"`` averages the three
+    channels. Inputs as in :func:`psnr`.
+    """
+    from skimage.metrics import structural_similarity
+
+    a, b = _planes(pred, gt, channel, crop)
+    kwargs = dict(
+        data_range=data_range, gaussian_weights=True, sigma=1.5, use_sample_covariance=False
+    )
+    if channel == "rgb":
+        kwargs["channel_axis"] = -1
+    return float(structural_similarity(b, a, **kwargs))
+
+
+def _torch_plane(plane: np.ndarray):
+    """(H, W) float64 numpy plane -> (1, 1, H, W) float64 torch tensor."""
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(plane)).to(torch.float64)[None, None]
+
+
+def _luma_for_vif(pred: np.ndarray, gt: np.ndarray, channel: str, crop: int):
+    """VIF works on one luminance plane: MATLAB Y, or piq's 0.299/0.587/0.114 luma for rgb."""
+    a, b = _planes(pred, gt, channel, crop)
+    if channel == "rgb":
+        w = np.array([0.299, 0.587, 0.114])
+        a, b = a @ w, b @ w
+    return _torch_plane(a), _torch_plane(b)
+
+
+def _gauss_1d(size: int, sigma: float):
+    import torch
+
+    t = torch.arange(size, dtype=torch.float64) - (size - 1) / 2.0
+    g = torch.exp(-(t**2) / (2.0 * sigma**2))
+    return g / g.sum()
+
+
+def _blur_valid(img, g1):
+    """'valid' 2-D convolution of (1, 1, H, W) with the separable kernel outer(g1, g1)."""
+    import torch.nn.functional as F
+
+    n = g1.numel()
+    return F.conv2d(F.conv2d(img, g1.view(1, 1, 1, n)), g1.view(1, 1, n, 1))
+
+
+def vif(pred: np.ndarray, gt: np.ndarray, *, channel: str = "y", crop: int = 0) -> float:
+    """Visual information fidelity in the pixel domain (Sheikh & Bovik 2006), as piq ``vif_p``.
+
+    Four scales with Gaussian windows of 17, 9, 5, 3 taps (sigma = size / 5), 'valid' filtering
+    and dyadic subsampling between scales, visual noise variance 2.0 on the 0-255 scale.
+    ``channel="y"``: MATLAB Y; ``"rgb"``: piq's 0.299 R + 0.587 G + 0.114 B luma. Not
+    symmetric: ``pred`` is the distorted image, ``gt`` the reference. Images must be at least
+    41x41 after ``crop``. Written by hand following piq 0.8.0 (piq needs torchvision).
+    """
+    import torch
+
+    x, y = _luma_for_vif(pred, gt, channel, crop)
+    if min(x.shape[-2:]) < 41:
+        raise RTDerainError(f"VIF needs images of at least 41x41 pixels, got {tuple(x.shape[-2:])}")
+    eps, sigma_n_sq = 1e-8, 2.0
+    num = den = 0.0
+    for scale in range(4):
+        size = 2 ** (4 - scale) + 1
+        g = _gauss_1d(size, size / 5.0)
+        if scale > 0:
+            x = _blur_valid(x, g)[..., ::2, ::2]
+            y = _blur_valid(y, g)[..., ::2, ::2]
+        mu_x, mu_y = _blur_valid(x, g), _blur_valid(y, g)
+        var_y = torch.relu(_blur_valid(y * y, g) - mu_y * mu_y)  # reference
+        var_x = torch.relu(_blur_valid(x * x, g) - mu_x * mu_x)  # distorted
+        cov = _blur_valid(x * y, g) - mu_x * mu_y
+        gain = cov / (var_y + eps)
+        var_v = var_x - gain * cov
+        flat_ref = var_y < eps
+        gain = torch.where(flat_ref, 0.0, gain)
+        var_v = torch.where(flat_ref, var_x, var_v)
+        var_y = torch.where(flat_ref, 0.0, var_y)
+        flat_dist = var_x < eps
+        gain = torch.where(flat_dist, 0.0, gain)
+        var_v = torch.where(flat_dist, 0.0, var_v)
+        var_v = torch.where(gain < 0, var_x, var_v)
+        gain = torch.relu(gain)
+        var_v = torch.clamp(var_v, min=eps)
+        num += float(torch.log10(1.0 + gain**2 * var_y / (var_v + sigma_n_sq)).sum())
+        den += float(torch.log10(1.0 + var_y / sigma_n_sq).sum())
+    return (num + eps) / (den + eps)
+
+
+def _freq_grid(n: int):
+    """piq's centred frequency coordinates along one axis (``get_meshgrid``)."""
+    import torch
+
+    if n % 2:
+        return torch.arange(-(n - 1) / 2, n / 2, dtype=torch.float64) / (n - 1)
+    return torch.arange(-n / 2, n / 2, dtype=torch.float64) / n
+
+
+def _log_gabor_bank(h: int, w: int, scales: int = 4, orientations: int = 4):
+    """Log-Gabor filters (orientations, scales, H, W), zero frequency at the corner."""
+    import torch
+
+    u = _freq_grid(h)[:, None].expand(h, w)
+    v = _freq_grid(w)[None, :].expand(h, w)
+    shift = (-(h // 2), -(w // 2))
+    radius = torch.roll(torch.sqrt(u**2 + v**2), shift, (0, 1))
+    theta = torch.roll(torch.atan2(-v, u), shift, (0, 1))
+    lowpass = 1.0 / (1.0 + (radius / 0.45) ** 30)  # Butterworth, cutoff 0.45, order 15
+    radius = radius.clone()
+    radius[0, 0] = 1.0
+    radial = []
+    for s in range(scales):
+        f0 = 1.0 / (6 * 2**s)  # minimum wavelength 6, multiplier 2
+        lg = torch.exp(-(torch.log(radius / f0) ** 2) / (2 * math.log(0.55) ** 2)) * lowpass
+        lg[0, 0] = 0.0
+        radial.append(lg)
+    theta_sigma = math.pi / (orientations * 1.2)
+    angular = []
+    for o in range(orientations):
+        a = o * math.pi / orientations
+        ds = torch.sin(theta) * math.cos(a) - torch.cos(theta) * math.sin(a)
+        dc = torch.cos(theta) * math.cos(a) + torch.sin(theta) * math.sin(a)
+        angular.append(torch.exp(-(torch.atan2(ds, dc) ** 2) / (2 * theta_sigma**2)))
+    return torch.stack(angular)[:, None] * torch.stack(radial)[None, :]
+
+
+def _phase_congruency(img, bank):
+    """Kovesi phase congruency (PC_2 measure, noise threshold k=2) of an (H, W) float64 plane."""
+    import torch
+
+    eps = torch.finfo(img.dtype).eps
+    h, w = img.shape
+    eo = torch.fft.ifft2(torch.fft.fft2(img) * bank)  # (O, S, H, W) complex
+    even, odd = eo.real, eo.imag
+    amp = eo.abs()
+    sum_e, sum_o = even.sum(1, keepdim=True), odd.sum(1, keepdim=True)
+    norm = torch.sqrt(sum_e**2 + sum_o**2) + eps
+    mean_e, mean_o = sum_e / norm, sum_o / norm
+    energy = (even * mean_e + odd * mean_o - (even * mean_o - odd * mean_e).abs()).sum(1)
+    # Noise threshold from the smallest scale's median squared response (Rayleigh model).
+    em_n = (bank[:, 0] ** 2).sum((-2, -1))
+    median_e2n = torch.median((amp[:, 0] ** 2).reshape(bank.shape[0], -1), dim=-1).values
+    noise_power = (-median_e2n / math.log(0.5)) / em_n
+    spatial = torch.fft.ifft2(bank).real * math.sqrt(h * w)
+    sum_an2 = (spatial**2).sum((1, 2, 3))
+    tail = torch.flip(torch.cumsum(torch.flip(spatial, (1,)), 1), (1,))  # sum over s' >= s
+    sum_ai_aj = (spatial[:, :-1] * tail[:, 1:]).sum((1, 2, 3))
+    tau = torch.sqrt((2 * noise_power * sum_an2 + 4 * noise_power * sum_ai_aj) / 2)
+    threshold = (tau * math.sqrt(math.pi / 2) + 2.0 * torch.sqrt((2 - math.pi / 2) * tau**2)) / 1.7
+    energy = torch.clamp(energy - threshold[:, None, None], min=0.0)
+    return (energy.sum(0) + eps) / (amp.sum((0, 1)) + eps)
+
+
+def _gradient_magnitude(img):
+    """Scharr gradient magnitude of an (H, W) plane, zero padding (piq ``gradient_map``)."""
+    import torch
+    import torch.nn.functional as F
+
+    k = torch.tensor([[-3.0, 0.0, 3.0], [-10.0, 0.0, 10.0], [-3.0, 0.0, 3.0]], dtype=img.dtype) / 16
+    kernels = torch.stack([k, k.T])[:, None]
+    g = F.conv2d(img[None, None], kernels, padding=1)[0]
+    return torch.sqrt((g**2).sum(0))
+
+
+def _similarity(a, b, c: float):
+    return (2.0 * a * b + c) / (a**2 + b**2 + c)
+
+
+def fsim(pred: np.ndarray, gt: np.ndarray, *, channel: str = "y", crop: int = 0) -> float:
+    """Feature similarity index (Zhang et al. 2011), as piq ``fsim``; FSIMc for ``channel="rgb"``.
+
+    Both images (0-255 scale) are first average-pooled by ``max(1, round(min(H, W) / 256))``
+    (2 for 640x480), as piq and the authors' MATLAB code do. Phase congruency from a log-Gabor
+    bank (4 scales, 4 orientations), Scharr gradient magnitude, T1=0.85, T2=160; FSIMc adds
+    YIQ chroma similarity (T3=T4=200, lambda=0.03). ``channel="y"`` runs on MATLAB Y. Written
+    by hand following piq 0.8.0 (piq needs torchvision).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    a, b = _planes(pred, gt, channel, crop)
+    if a.ndim == 2:
+        a, b = a[..., None], b[..., None]
+    x = torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))[None]
+    y = torch.from_numpy(np.ascontiguousarray(b.transpose(2, 0, 1)))[None]
+    f = max(1, round(min(x.shape[-2:]) / 256))
+    x, y = F.avg_pool2d(x, f)[0], F.avg_pool2d(y, f)[0]
+    if channel == "rgb":
+        yiq = torch.tensor(
+            [[0.299, 0.587, 0.114], [0.5959, -0.2746, -0.3213], [0.2115, -0.5227, 0.3112]],
+            dtype=torch.float64,
+        )
+        x, y = torch.einsum("ck,khw->chw", yiq, x), torch.einsum("ck,khw->chw", yiq, y)
+    bank = _log_gabor_bank(*x.shape[-2:])
+    pc_x, pc_y = _phase_congruency(x[0], bank), _phase_congruency(y[0], bank)
+    pc_max = torch.maximum(pc_x, pc_y)
+    score = (
+        _similarity(pc_x, pc_y, 0.85)
+        * _similarity(_gradient_magnitude(x[0]), _gradient_magnitude(y[0]), 160.0)
+        * pc_max
+    )
+    if channel == "rgb":
+        chroma = _similarity(x[1], y[1], 200.0) * _similarity(x[2], y[2], 200.0)
+        score = score * chroma.abs() ** 0.03
+    return float(score.sum() / pc_max.sum())
+
+
+_FUNCS = {"psnr": psnr, "ssim": ssim, "vif": vif, "fsim": fsim}
+
+
+def compute(
+    pred: np.ndarray,
+    gt: np.ndarray,
+    *,
+    channel: str = "y",
+    crop: int = 0,
+    metrics: tuple[str, ...] = METRICS,
+) -> dict[str, float]:
+    """All requested metrics of one frame pair: ``{"psnr": ..., "ssim": ..., ...}``."""
+    for name in metrics:
+        if name not in _FUNCS:
+            raise RTDerainError(f"unknown metric {name!r}; use {', '.join(METRICS)}")
+    return {name: _FUNCS[name](pred, gt, channel=channel, crop=crop) for name in metrics}

@@ -1,0 +1,107 @@
+"""Export a de-raining network with ``torch.export`` and to ONNX, on the CPU.
+
+Both exports trace :meth:`MGID.forward` (the inference graph: frame in, background out) at
+one static shape. The memory items are a buffer of the model, so they travel inside the
+exported artifact as a constant: a state-dict buffer of the ``ExportedProgram`` and an
+initializer of the ONNX graph, never an extra input. The only graph input is the frame,
+(N, 3, H, W) float in [-1, 1], RGB, H and W multiples of ``model.multiple``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import logging
+import warnings
+from pathlib import Path
+
+import torch
+
+from rtderain.errors import RTDerainError
+from rtderain.models.mgid import MGID
+
+log = logging.getLogger(__name__)
+
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def check_shape(model: MGID, shape: tuple[int, int, int, int]) -> None:
+    """Reject a shape the model cannot take (wrong channels or H/W not a padded multiple)."""
+    n, c, h, w = shape
+    m = model.multiple
+    if n < 1 or c != 3 or h < m or w < m or h % m or w % m:
+        raise RTDerainError(
+            f"input shape {tuple(shape)} is not (N>=1, 3, H, W) with H and W positive "
+            f"multiples of {m} (model {model.config.name}); pad the frame first"
+        )
+
+
+def example_input(
+    model: MGID,
+    shape: tuple[int, int, int, int],
+    precision: str = "fp32",
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+) -> torch.Tensor:
+    """A random frame batch of ``shape`` in [-1, 1] (the tracing example)."""
+    check_shape(model, shape)
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.rand(shape, generator=gen) * 2 - 1
+    return x.to(device=device, dtype=DTYPES[precision])
+
+
+def export_program(
+    model: MGID,
+    shape: tuple[int, int, int, int],
+    precision: str = "fp32",
+    device: str | torch.device = "cpu",
+) -> torch.export.ExportedProgram:
+    """``torch.export`` of ``model.forward`` at a static ``shape``.
+
+    Args:
+        shape: (N, 3, H, W), H and W multiples of ``model.multiple``.
+        precision: the model and example are cast to this dtype first (``fp16`` for
+            TensorRT); the caller's model is not modified.
+        device: where the traced weights and example live (``cuda`` for TensorRT).
+    """
+    example = example_input(model, shape, precision, device)
+    net = copy.deepcopy(model).eval().to(device=device, dtype=DTYPES[precision])
+    with torch.no_grad():
+        return torch.export.export(net, (example,), strict=False)
+
+
+def export_onnx(
+    model: MGID, path: str | Path, shape: tuple[int, int, int, int], opset: int = 20
+) -> Path:
+    """Write ``model.forward`` as a self-contained ONNX file (fp32, static ``shape``).
+
+    The torch.export-based exporter (``dynamo=True``) is used; weights and memory items are
+    stored inside the file (no external data). Input ``frames``, output ``background``.
+    """
+    check_shape(model, shape)
+    path = Path(path)
+    example = example_input(model, shape)
+    net = copy.deepcopy(model).eval().cpu()
+    quiet = io.StringIO()
+    with (
+        torch.no_grad(),
+        warnings.catch_warnings(),
+        contextlib.redirect_stdout(quiet),  # the exporter prints progress lines
+    ):
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            net,
+            (example,),
+            dynamo=True,
+            opset_version=opset,
+            input_names=["frames"],
+            output_names=["background"],
+            external_data=False,
+            verbose=False,
+        )
+        if program is None:  # pragma: no cover - very old torch wrote the file itself
+            raise RTDerainError("torch.onnx.export returned no program (torch too old?)")
+        program.save(str(path), external_data=False)
+    log.debug("exported %s %s to %s", model.config.name, shape, path)
+    return path

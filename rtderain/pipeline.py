@@ -1,0 +1,264 @@
+"""The file pipeline: threaded decode -> batched inference -> threaded encode.
+
+::
+
+    source thread                 calling thread                     sink thread
+    VideoReader.frames  --q-->    batch N, pad, engine.infer, crop  --q-->  VideoWriter
+    copied packets ---------------------------------------------------q-->  (muxed as-is)
+
+Queues are bounded (frames block, none is dropped), each carries an end marker or the
+error that stopped its thread, which the calling thread re-raises. The output is renamed
+into place only after the encoder is flushed; on any error or Ctrl-C it is removed.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from rtderain.backends.base import Engine
+from rtderain.errors import MediaError, RTDerainError
+from rtderain.media.frames import from_tensor, run_padded, to_tensor
+from rtderain.media.reader import DecodedFrame, VideoReader
+from rtderain.media.writer import EncodeOptions, VideoWriter, check_encoder
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PipelineOptions:
+    """Settings of :func:`derain_video`.
+
+    Attributes:
+        batch: frames per inference call (throughput only; the model is per frame).
+        queue_frames: capacity of each frame queue (bounds memory whatever the length).
+        encode: encoder settings.
+    """
+
+    batch: int = 1
+    queue_frames: int = 8
+    encode: EncodeOptions = EncodeOptions()
+
+
+@dataclass
+class Summary:
+    """What a run did."""
+
+    input: Path
+    output: Path
+    frames: int
+    seconds: float
+    undecodable: int
+    copied_streams: int
+    engine: str
+    colour: str
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else float("nan")
+
+    def line(self) -> str:
+        extra = f", {self.undecodable} undecodable packets skipped" if self.undecodable else ""
+        return (
+            f"{self.output}: {self.frames} frames in {self.seconds:.1f} s ({self.fps:.1f} fps), "
+            f"{self.engine}, {self.copied_streams} stream(s) copied, {self.colour}{extra}"
+        )
+
+
+class _End:
+    """End-of-stream marker."""
+
+
+class _Failed:
+    """Carries an exception from a worker thread to the calling thread."""
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+def _put(q: queue.Queue, item: Any, stop: threading.Event) -> None:
+    """Blocking put that gives up when ``stop`` is set (so no thread hangs at exit)."""
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.1)
+            return
+        except queue.Full:
+            continue
+
+
+def _get(q: queue.Queue, stop: threading.Event) -> Any:
+    while True:
+        try:
+            return q.get(timeout=0.1)
+        except queue.Empty:
+            if stop.is_set():
+                return _End()
+
+
+def derain_video(
+    input_path: str | Path,
+    output_path: str | Path,
+    engine: Engine,
+    options: PipelineOptions = PipelineOptions(),
+    progress: Callable[[int, int], None] | None = None,
+) -> Summary:
+    """De-rain ``input_path`` into ``output_path`` with ``engine``.
+
+    Every decodable frame is written with its source pts; audio and subtitle streams are
+    copied as packets; colour matrix, range and bit depth are kept.
+
+    Args:
+        progress: called as ``progress(frames_done, frames_total_estimate)`` after each batch.
+    Raises:
+        MediaError: unreadable input, no video stream, nothing decodable, write failure.
+    """
+    check_encoder(options.encode)
+    start = time.perf_counter()
+    reader = VideoReader(input_path)
+    stop = threading.Event()
+    frames_q: queue.Queue = queue.Queue(maxsize=options.queue_frames)
+    out_q: queue.Queue = queue.Queue(maxsize=options.queue_frames)
+    # Copied packets: unbounded, but the source blocks on frames_q, so this holds at most
+    # the packets demuxed alongside a queue's worth of video.
+    packets_q: queue.Queue = queue.Queue()
+    state: dict[str, Any] = {"writer": None}
+
+    def source() -> None:
+        try:
+            for frame in reader.frames(on_packet=packets_q.put):
+                _put(frames_q, frame, stop)
+                if stop.is_set():
+                    return
+            _put(frames_q, _End(), stop)
+        except BaseException as exc:  # handed to the calling thread
+            _put(frames_q, _Failed(exc), stop)
+
+    def sink() -> None:
+        pending: list[Any] = []
+        try:
+            while True:
+                item = _get(out_q, stop)
+                writer = state["writer"]
+                while True:  # copied packets first: the muxer interleaves by timestamp
+                    try:
+                        pending.append(packets_q.get_nowait())
+                    except queue.Empty:
+                        break
+                if isinstance(item, _End):
+                    break
+                if writer is None:
+                    writer = state["writer"] = _open_writer(output_path, reader, item, options)
+                for packet in pending:
+                    writer.mux(packet)
+                pending.clear()
+                writer.write(item.rgb, item.pts)
+            if state["writer"] is not None and not stop.is_set():
+                for packet in pending:
+                    state["writer"].mux(packet)
+        except BaseException as exc:
+            state["error"] = exc
+            stop.set()
+
+    threads = [
+        threading.Thread(target=source, name="rtderain-decode", daemon=True),
+        threading.Thread(target=sink, name="rtderain-encode", daemon=True),
+    ]
+    for t in threads:
+        t.start()
+    done = 0
+    try:
+        ended = False
+        while not ended:
+            batch: list[DecodedFrame] = []
+            while len(batch) < options.batch:
+                item = _get(frames_q, stop) if not batch else _poll(frames_q)
+                if item is None:
+                    break
+                if isinstance(item, _Failed):
+                    raise item.exc
+                if isinstance(item, _End):
+                    ended = True
+                    break
+                batch.append(item)
+            if "error" in state:
+                raise state["error"]
+            if batch:
+                for item in _infer(engine, batch):
+                    _put(out_q, item, stop)
+                done += len(batch)
+                if progress:
+                    progress(done, reader.frame_count)
+        _put(out_q, _End(), stop)
+        threads[1].join()
+        if "error" in state:
+            raise state["error"]
+        writer = state["writer"]
+        if writer is None:
+            raise MediaError(f"{input_path}: no frame could be decoded")
+        writer.close()
+    except BaseException:
+        stop.set()
+        for t in threads:
+            t.join(timeout=5)
+        if state["writer"] is not None:
+            state["writer"].abort()
+        raise
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=5)
+        reader.close()
+    return Summary(
+        input=Path(input_path),
+        output=Path(output_path),
+        frames=writer.frames,
+        seconds=time.perf_counter() - start,
+        undecodable=reader.undecodable,
+        copied_streams=len(reader.copy_streams),
+        engine=engine.description,
+        colour=reader.colour.describe() if reader.colour else "unknown colour",
+    )
+
+
+def _poll(q: queue.Queue) -> Any:
+    """Next item if one is ready now (fill a batch without waiting for a slow decoder)."""
+    try:
+        return q.get(timeout=0.005)
+    except queue.Empty:
+        return None
+
+
+def _infer(engine: Engine, batch: list[DecodedFrame]) -> list[DecodedFrame]:
+    """Run one batch of same-size frames through the engine; returns de-rained frames."""
+    dtype = batch[0].rgb.dtype
+    x = to_tensor(np.stack([f.rgb for f in batch]), engine.device)
+    with torch.inference_mode():
+        y = run_padded(engine.infer, x, engine.multiple)
+    out = from_tensor(y, dtype)
+    return [DecodedFrame(f.index, out[i], f.pts) for i, f in enumerate(batch)]
+
+
+def _open_writer(output_path: str | Path, reader: VideoReader, first: DecodedFrame,
+                 options: PipelineOptions) -> VideoWriter:
+    if reader.colour is None:
+        raise RTDerainError("internal: colour unknown before the first frame")
+    h, w = first.rgb.shape[:2]
+    return VideoWriter(
+        output_path,
+        width=w,
+        height=h,
+        time_base=reader.time_base,
+        frame_rate=reader.frame_rate,
+        colour=reader.colour,
+        options=options.encode,
+        copy_streams=reader.copy_streams,
+    )

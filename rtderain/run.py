@@ -1,0 +1,178 @@
+"""``rtderain run`` (the default command) and ``rtderain models``."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import click
+
+from rtderain.config import from_dict, load_yaml
+from rtderain.errors import MediaError, RTDerainError
+from rtderain.media.images import IMAGE_SUFFIXES, is_image, list_images
+from rtderain.media.writer import EncodeOptions
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """The ``run:`` section of a YAML config (see ``configs/run.yaml``); CLI options override it.
+
+    Attributes:
+        model: registered model name (``mgid``, ``mgid-rt``).
+        weights: checkpoint path; None = the model's shipped weights.
+        engine: backend name or ``auto``.
+        device: ``cpu``, ``cuda[:N]`` or ``auto``.
+        precision: ``fp32``, ``bf16``, ``fp16`` or ``auto``.
+        batch: frames per inference call.
+        queue_frames: capacity of each frame queue.
+        encode: encoder settings.
+    """
+
+    model: str = "mgid"
+    weights: str | None = None
+    engine: str = "auto"
+    device: str = "auto"
+    precision: str = "auto"
+    batch: int = 4
+    queue_frames: int = 8
+    encode: EncodeOptions = field(default_factory=EncodeOptions)
+
+
+def _load_run_config(path: str | None) -> RunConfig:
+    if path is None:
+        return RunConfig()
+    data = load_yaml(path)
+    return from_dict(RunConfig, data.get("run", data), where=f"{path}: run")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One input -> one output; ``kind`` is ``video``, ``image`` or ``folder``."""
+
+    source: Path
+    target: Path
+    kind: str
+
+
+def plan_jobs(inputs: tuple[str, ...], output: str | None, out_dir: str | None,
+              overwrite: bool) -> list[Job]:
+    """Check every input and output before any work starts; errors name the bad path."""
+    if not inputs:
+        raise RTDerainError("no input given (usage: rtderain INPUT -o OUTPUT)")
+    if output and out_dir:
+        raise RTDerainError("give either -o/--output or --out-dir, not both")
+    if len(inputs) > 1 and not out_dir:
+        raise RTDerainError(f"{len(inputs)} inputs need --out-dir (-o takes a single input)")
+    if not output and not out_dir:
+        raise RTDerainError("no output given: use -o OUTPUT (or --out-dir DIR)")
+    jobs = []
+    for raw in inputs:
+        src = Path(raw)
+        if not src.exists():
+            raise MediaError(f"input not found: {src}")
+        kind = "folder" if src.is_dir() else "image" if is_image(src) else "video"
+        if kind == "folder":
+            list_images(src)  # an empty folder is an error now, not after other jobs
+        target = Path(output) if output else Path(out_dir) / src.name  # type: ignore[arg-type]
+        if kind == "image" and target.suffix.lower() not in IMAGE_SUFFIXES:
+            raise RTDerainError(f"{target}: an image input needs an image output (.png, .jpg, ...)")
+        if target.exists() and src.resolve() == target.resolve():
+            raise RTDerainError(f"output {target} is the input itself; choose another name")
+        if target.exists() and not overwrite and kind != "folder":
+            raise RTDerainError(f"output exists: {target} (use --overwrite to replace it)")
+        parent = target if kind == "folder" else target.parent
+        probe = parent if parent.exists() else parent.parent
+        if kind != "folder" and not parent.is_dir():
+            raise RTDerainError(f"output folder does not exist: {parent}")
+        if not os.access(probe, os.W_OK):
+            raise RTDerainError(f"output folder is not writable: {probe}")
+        jobs.append(Job(src, target, kind))
+    return jobs
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("inputs", nargs=-1, type=click.Path(), metavar="INPUT...")
+@click.option("-o", "--output", type=click.Path(), help="Output file (or folder for a folder input).")
+@click.option("--out-dir", type=click.Path(file_okay=False), help="Output folder for several inputs (same names).")
+@click.option("-m", "--model", default=None, help="Model: mgid (paper, default) or mgid-rt (real time).")
+@click.option("-w", "--weights", type=click.Path(dir_okay=False), default=None, help="Checkpoint file instead of the shipped weights.")
+@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False), default=None, help="YAML config with a `run:` section (see configs/run.yaml).")
+@click.option("--engine", default=None, help="Backend: auto (default), torch, onnxruntime, openvino, tensorrt.")
+@click.option("--device", default=None, help="cpu, cuda, cuda:N or auto (default).")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default=None, help="Inference precision (default auto).")
+@click.option("-b", "--batch", type=click.IntRange(1, 256), default=None, help="Frames per inference call (default 4).")
+@click.option("--codec", default=None, help="Video encoder: h264 (default), hevc, av1, vp9, ffv1, h264_nvenc, ...")
+@click.option("--crf", type=click.IntRange(0, 63), default=None, help="Constant rate factor (default 18; lower is better).")
+@click.option("--preset", default=None, help="Encoder preset (default fast).")
+@click.option("--pix-fmt", default=None, help="Output pixel format (default: the source's).")
+@click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
+def run(inputs, output, out_dir, model, weights, config_path, engine, device, precision, batch,
+        codec, crf, preset, pix_fmt, overwrite, quiet) -> None:
+    """De-rain videos, images or folders of images.
+
+    \b
+    A video keeps every frame and its timestamp, its resolution, colour matrix and range,
+    and its audio and subtitle streams (copied as packets). The output is written under
+    a temporary name and renamed when complete; Ctrl-C leaves nothing at OUTPUT.
+
+    \b
+    Examples:
+      rtderain rainy.mp4 -o clean.mp4
+      rtderain rainy.mp4 -o clean.mkv --model mgid-rt --codec hevc --crf 20
+      rtderain a.mp4 b.mp4 --out-dir clean/
+      rtderain photo.jpg -o photo_clean.png
+      rtderain frames/ -o clean_frames/
+    """
+    cfg = _load_run_config(config_path)
+    enc = cfg.encode
+    enc = replace(
+        enc,
+        codec=codec or enc.codec,
+        crf=enc.crf if crf is None else crf,
+        preset=preset or enc.preset,
+        pix_fmt=pix_fmt or enc.pix_fmt,
+    )
+    cfg = replace(
+        cfg,
+        model=model or cfg.model,
+        weights=weights or cfg.weights,
+        engine=engine or cfg.engine,
+        device=device or cfg.device,
+        precision=precision or cfg.precision,
+        batch=batch or cfg.batch,
+        encode=enc,
+    )
+    jobs = plan_jobs(inputs, output, out_dir, overwrite)
+    if out_dir:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+    from rtderain.runner import Runner  # heavy imports (torch) only when there is work
+
+    runner = Runner(cfg, quiet=quiet)
+    for job in jobs:
+        line = runner.run(job, overwrite=overwrite)
+        if not quiet:
+            click.echo(line, err=True)
+
+
+@click.command()
+def models() -> None:
+    """List the models, their size and their shipped weights."""
+    from rtderain.models import MODELS, build_model, count_parameters, shipped_weights
+    from rtderain.models.checkpoint import read_checkpoint
+
+    click.echo(f"{'model':<10} {'params':>9} {'pad':>4}  weights")
+    for name, cfg in MODELS.items():
+        params = count_parameters(build_model(cfg))
+        path = shipped_weights(name)
+        if path is None:
+            info = "none shipped (untrained network = identity)"
+        else:
+            meta = read_checkpoint(path).get("meta", {})
+            steps = meta.get("steps", "?")
+            info = f"{path.name} ({path.stat().st_size / 1e6:.1f} MB, {steps} training steps)"
+        click.echo(f"{name:<10} {params / 1e6:>8.3f}M {cfg.multiple:>4}  {info}")

@@ -1,0 +1,1 @@
+"""Synthetic rainy time-lapse clips from clean footage (``rtderain synth``)."""

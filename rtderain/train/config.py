@@ -1,0 +1,112 @@
+"""Training configuration: one YAML per experiment (``configs/train_*.yaml``).
+
+Unknown keys are errors; ``--set section.key=value`` overrides apply before parsing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rtderain.config import apply_overrides, from_dict, load_yaml
+from rtderain.train.losses import LossWeights
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Training clips and sampling.
+
+    Attributes:
+        roots: folders of clips (``rtderain synth`` output), clip folders or videos.
+        crop: square crop side in pixels (a multiple of the model's pad multiple).
+        batch: pairs per step (per process under DDP).
+        frames_per_clip: at most this many frames of each clip are used (paper: T = 30).
+        pseudo_gt: ``median``/``mean``/``quantile`` temporal pseudo ground truth, or null.
+        quantile: the quantile for ``pseudo_gt: quantile``.
+        cache: keep decoded clips in memory.
+    """
+
+    roots: tuple[str, ...] = ()
+    crop: int = 128
+    batch: int = 4
+    frames_per_clip: int = 30
+    pseudo_gt: str | None = None
+    quantile: float = 0.5
+    cache: bool = True
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Adam with cosine annealing from ``lr`` to ``min_lr`` after ``warmup`` linear steps.
+
+    The cosine progress is ``step / steps``, or, when ``time_budget_min`` is set, the larger
+    of that and training-time / budget, so a time-limited run still anneals to the end.
+    """
+
+    lr: float = 2e-4
+    min_lr: float = 1e-6
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    warmup: int = 0
+    steps: int = 1000
+    time_budget_min: float | None = None
+    grad_clip: float | None = 1.0
+
+
+@dataclass(frozen=True)
+class ValConfig:
+    """Periodic validation (Y-PSNR, peak 255) and best-checkpoint selection.
+
+    Attributes:
+        every_steps / every_min: validate when either is reached (0 disables that trigger).
+        synthetic: clip folders with ``rain/`` and ``clean/`` (``rtderain synth --write-clean``).
+        nturain: a folder with ``rain/`` and ``gt/`` (``../shared/data/nturain_a1``), if present.
+        rain100h: likewise for ``rain100h_dev``.
+        frames: how many evenly spaced frames of each set to use (cheap).
+        max_side: centre-crop validation frames to at most this side (0 = full frame).
+    """
+
+    every_steps: int = 500
+    every_min: float = 10.0
+    synthetic: tuple[str, ...] = ()
+    nturain: str | None = None
+    rain100h: str | None = None
+    frames: int = 4
+    max_side: int = 0
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Where and how the run executes."""
+
+    name: str = "run"
+    out_dir: str = "runs"
+    seed: int = 0
+    threads: int = 0  # torch.set_num_threads per process; 0 = torch default
+    device: str = "auto"  # auto | cpu | cuda
+    bf16: bool = False  # autocast to bfloat16 (CPU or CUDA)
+    log_every: int = 20
+    ckpt_every_min: float = 5.0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A whole training experiment."""
+
+    model: str = "mgid"
+    model_overrides: dict[str, Any] = field(default_factory=dict)
+    data: DataConfig = DataConfig()
+    loss: LossWeights = LossWeights()
+    optim: OptimConfig = OptimConfig()
+    val: ValConfig = ValConfig()
+    run: RunConfig = RunConfig()
+
+
+def load_train_config(
+    path: str | Path | None, overrides: tuple[str, ...] = ()
+) -> tuple[TrainConfig, dict[str, Any]]:
+    """Parse a training YAML (plus ``key=value`` overrides); also return the raw mapping."""
+    raw = load_yaml(path) if path else {}
+    raw = apply_overrides(raw, overrides)
+    return from_dict(TrainConfig, raw, where=str(path or "train config")), raw

@@ -1,0 +1,166 @@
+"""Time-lapse clip dataset: samples are frames of one clip with the same random crop.
+
+A *clip* is a folder of frames of one static scene (``rtderain synth`` writes them under
+``<clip>/rain/``; a plain folder of images works too) or a video file. The index (the list
+of clips and their frame paths) is built once; frames are decoded lazily and optionally
+cached in memory (uint8), so large collections cost nothing until used.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from rtderain.errors import RTDerainError
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+VIDEO_EXTS = {".mp4", ".mkv", ".avi", ".mov", ".webm"}
+
+
+def _images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+
+
+def index_clips(roots: list[str | Path]) -> list[Path | list[Path]]:
+    """Find clips under ``roots``: each entry is a list of frame paths or a video path.
+
+    A root may itself be a clip (a folder of frames, or ``<root>/rain/``), a video file, or
+    a folder of clips.
+    """
+    clips: list[Path | list[Path]] = []
+    for root in map(Path, roots):
+        if root.is_file() and root.suffix.lower() in VIDEO_EXTS:
+            clips.append(root)
+            continue
+        if not root.is_dir():
+            raise RTDerainError(f"training data not found: {root}")
+        own = _images(root / "rain") if (root / "rain").is_dir() else _images(root)
+        if len(own) >= 2:
+            clips.append(own)
+            continue
+        for sub in sorted(root.iterdir()):
+            if sub.is_file() and sub.suffix.lower() in VIDEO_EXTS:
+                clips.append(sub)
+            elif sub.is_dir():
+                frames = _images(sub / "rain") if (sub / "rain").is_dir() else _images(sub)
+                if len(frames) >= 2:
+                    clips.append(frames)
+    if not clips:
+        raise RTDerainError(f"no clips (folders of >= 2 frames or videos) in {list(roots)}")
+    return clips
+
+
+def _read_video(path: Path) -> np.ndarray:
+    import av  # heavy import only when a video clip is used
+
+    with av.open(str(path)) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    if len(frames) < 2:
+        raise RTDerainError(f"video clip {path} has fewer than 2 frames")
+    return np.stack(frames)
+
+
+def _read_frames(paths: list[Path]) -> np.ndarray:
+    out = []
+    for p in paths:
+        img = cv2.imread(str(p), cv2.IMREAD_COLOR)
+        if img is None:
+            raise RTDerainError(f"cannot read training frame {p}")
+        out.append(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
+    shape = out[0].shape
+    bad = next((p for p, im in zip(paths, out) if im.shape != shape), None)
+    if bad is not None:
+        raise RTDerainError(f"frame {bad} differs in size from the rest of its clip")
+    return np.stack(out)
+
+
+class ClipDataset(Dataset):
+    """Pairs (or ``frames`` frames) of one clip, one random crop shared by all of them.
+
+    Item: dict with ``frames`` (F, 3, crop, crop) float32 in [-1, 1] RGB and, when
+    ``pseudo_gt`` is set, ``pseudo`` (3, crop, crop): a per-pixel temporal statistic over
+    all frames of the clip (``median``, ``mean`` or ``quantile`` at ``quantile``).
+    Randomness comes from ``torch``'s global generator (seeded by the trainer).
+    """
+
+    def __init__(
+        self,
+        roots: list[str | Path],
+        crop: int = 128,
+        frames: int = 2,
+        max_frames_per_clip: int = 30,
+        repeats: int = 1,
+        cache: bool = True,
+        pseudo_gt: str | None = None,
+        quantile: float = 0.5,
+    ) -> None:
+        if pseudo_gt not in (None, "median", "mean", "quantile"):
+            raise RTDerainError(f"pseudo_gt must be median, mean or quantile, not {pseudo_gt!r}")
+        self.clips = index_clips(roots)
+        self.crop, self.frames, self.repeats = crop, frames, max(1, repeats)
+        self.max_frames = max_frames_per_clip
+        self.cache = cache
+        self.pseudo_gt, self.quantile = pseudo_gt, quantile
+        self._frames: dict[int, np.ndarray] = {}
+        self._pseudo: dict[int, np.ndarray] = {}
+        log.info("clip dataset: %d clips from %s", len(self.clips), roots)
+
+    def __len__(self) -> int:
+        return len(self.clips) * self.repeats
+
+    def clip_frames(self, k: int) -> np.ndarray:
+        """uint8 (T, H, W, 3) RGB frames of clip ``k`` (T <= max_frames_per_clip)."""
+        if k in self._frames:
+            return self._frames[k]
+        clip = self.clips[k]
+        arr = _read_video(clip) if isinstance(clip, Path) else _read_frames(
+            clip[: self.max_frames]
+        )
+        arr = arr[: self.max_frames]
+        if arr.shape[0] < self.frames:
+            raise RTDerainError(f"clip {clip} has {arr.shape[0]} frames, need {self.frames}")
+        if min(arr.shape[1:3]) < self.crop:  # upscale small clips to the crop size
+            s = self.crop / min(arr.shape[1:3])
+            size = (max(self.crop, round(arr.shape[2] * s)), max(self.crop, round(arr.shape[1] * s)))
+            arr = np.stack([cv2.resize(f, size, interpolation=cv2.INTER_CUBIC) for f in arr])
+        if self.cache:
+            self._frames[k] = arr
+        return arr
+
+    def clip_pseudo(self, k: int) -> np.ndarray:
+        """float32 (H, W, 3) in [0, 255]: the clip's temporal pseudo ground truth."""
+        if k in self._pseudo:
+            return self._pseudo[k]
+        arr = self.clip_frames(k).astype(np.float32)
+        if self.pseudo_gt == "mean":
+            p = arr.mean(axis=0)
+        elif self.pseudo_gt == "median":
+            p = np.median(arr, axis=0)
+        else:
+            p = np.quantile(arr, self.quantile, axis=0)
+        p = p.astype(np.float32)
+        if self.cache:
+            self._pseudo[k] = p
+        return p
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        k = index % len(self.clips)
+        arr = self.clip_frames(k)
+        t, h, w = arr.shape[:3]
+        pick = torch.randperm(t)[: self.frames].tolist()
+        y = int(torch.randint(0, h - self.crop + 1, ()).item())
+        x = int(torch.randint(0, w - self.crop + 1, ()).item())
+        sl = (slice(y, y + self.crop), slice(x, x + self.crop))
+        frames = torch.from_numpy(np.ascontiguousarray(arr[pick][:, sl[0], sl[1]]))
+        item = {"frames": frames.permute(0, 3, 1, 2).float() / 127.5 - 1.0}
+        if self.pseudo_gt:
+            p = torch.from_numpy(np.ascontiguousarray(self.clip_pseudo(k)[sl]))
+            item["pseudo"] = p.permute(2, 0, 1) / 127.5 - 1.0
+        return item
