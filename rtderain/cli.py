@@ -56,7 +56,9 @@ def cli(verbose: int) -> None:
       rtderain stream rtsp://cam/live --show     live de-raining
     """
     level = logging.WARNING - 10 * verbose
-    logging.basicConfig(level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s"
+    )
 
 
 def main() -> None:

@@ -247,8 +247,9 @@ def _infer(engine: Engine, batch: list[DecodedFrame]) -> list[DecodedFrame]:
     return [DecodedFrame(f.index, out[i], f.pts) for i, f in enumerate(batch)]
 
 
-def _open_writer(output_path: str | Path, reader: VideoReader, first: DecodedFrame,
-                 options: PipelineOptions) -> VideoWriter:
+def _open_writer(
+    output_path: str | Path, reader: VideoReader, first: DecodedFrame, options: PipelineOptions
+) -> VideoWriter:
     if reader.colour is None:
         raise RTDerainError("internal: colour unknown before the first frame")
     h, w = first.rgb.shape[:2]

@@ -12,6 +12,7 @@ import click
 from rtderain.config import from_dict, load_yaml
 from rtderain.errors import MediaError, RTDerainError
 from rtderain.media.images import IMAGE_SUFFIXES, is_image, list_images
+from rtderain.media.reader import VideoReader
 from rtderain.media.writer import EncodeOptions
 
 log = logging.getLogger(__name__)
@@ -58,8 +59,9 @@ class Job:
     kind: str
 
 
-def plan_jobs(inputs: tuple[str, ...], output: str | None, out_dir: str | None,
-              overwrite: bool) -> list[Job]:
+def plan_jobs(
+    inputs: tuple[str, ...], output: str | None, out_dir: str | None, overwrite: bool
+) -> list[Job]:
     """Check every input and output before any work starts; errors name the bad path."""
     if not inputs:
         raise RTDerainError("no input given (usage: rtderain INPUT -o OUTPUT)")
@@ -77,6 +79,8 @@ def plan_jobs(inputs: tuple[str, ...], output: str | None, out_dir: str | None,
         kind = "folder" if src.is_dir() else "image" if is_image(src) else "video"
         if kind == "folder":
             list_images(src)  # an empty folder is an error now, not after other jobs
+        elif kind == "video":
+            VideoReader(src).close()  # not a video / no video stream: fail before any work
         target = Path(output) if output else Path(out_dir) / src.name  # type: ignore[arg-type]
         if kind == "image" and target.suffix.lower() not in IMAGE_SUFFIXES:
             raise RTDerainError(f"{target}: an image input needs an image output (.png, .jpg, ...)")
@@ -84,35 +88,100 @@ def plan_jobs(inputs: tuple[str, ...], output: str | None, out_dir: str | None,
             raise RTDerainError(f"output {target} is the input itself; choose another name")
         if target.exists() and not overwrite and kind != "folder":
             raise RTDerainError(f"output exists: {target} (use --overwrite to replace it)")
+        # Folders we create (--out-dir, a folder output) need an existing parent.
         parent = target if kind == "folder" else target.parent
-        probe = parent if parent.exists() else parent.parent
-        if kind != "folder" and not parent.is_dir():
-            raise RTDerainError(f"output folder does not exist: {parent}")
-        if not os.access(probe, os.W_OK):
-            raise RTDerainError(f"output folder is not writable: {probe}")
+        creatable = kind == "folder" or (out_dir is not None and parent == Path(out_dir))
+        existing = parent
+        while creatable and not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            raise RTDerainError(f"output folder does not exist: {existing}")
+        if not os.access(existing, os.W_OK):
+            raise RTDerainError(f"output folder is not writable: {existing}")
         jobs.append(Job(src, target, kind))
     return jobs
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("inputs", nargs=-1, type=click.Path(), metavar="INPUT...")
-@click.option("-o", "--output", type=click.Path(), help="Output file (or folder for a folder input).")
-@click.option("--out-dir", type=click.Path(file_okay=False), help="Output folder for several inputs (same names).")
-@click.option("-m", "--model", default=None, help="Model: mgid (paper, default) or mgid-rt (real time).")
-@click.option("-w", "--weights", type=click.Path(dir_okay=False), default=None, help="Checkpoint file instead of the shipped weights.")
-@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False), default=None, help="YAML config with a `run:` section (see configs/run.yaml).")
-@click.option("--engine", default=None, help="Backend: auto (default), torch, onnxruntime, openvino, tensorrt.")
+@click.option(
+    "-o", "--output", type=click.Path(), help="Output file (or folder for a folder input)."
+)
+@click.option(
+    "--out-dir",
+    type=click.Path(file_okay=False),
+    help="Output folder for several inputs (same names).",
+)
+@click.option(
+    "-m", "--model", default=None, help="Model: mgid (paper, default) or mgid-rt (real time)."
+)
+@click.option(
+    "-w",
+    "--weights",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Checkpoint file instead of the shipped weights.",
+)
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="YAML config with a `run:` section (see configs/run.yaml).",
+)
+@click.option(
+    "--engine",
+    default=None,
+    help="Backend: auto (default), torch, onnxruntime, openvino, tensorrt.",
+)
 @click.option("--device", default=None, help="cpu, cuda, cuda:N or auto (default).")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default=None, help="Inference precision (default auto).")
-@click.option("-b", "--batch", type=click.IntRange(1, 256), default=None, help="Frames per inference call (default 4).")
-@click.option("--codec", default=None, help="Video encoder: h264 (default), hevc, av1, vp9, ffv1, h264_nvenc, ...")
-@click.option("--crf", type=click.IntRange(0, 63), default=None, help="Constant rate factor (default 18; lower is better).")
+@click.option(
+    "--precision",
+    type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
+    default=None,
+    help="Inference precision (default auto).",
+)
+@click.option(
+    "-b",
+    "--batch",
+    type=click.IntRange(1, 256),
+    default=None,
+    help="Frames per inference call (default 4).",
+)
+@click.option(
+    "--codec",
+    default=None,
+    help="Video encoder: h264 (default), hevc, av1, vp9, ffv1, h264_nvenc, ...",
+)
+@click.option(
+    "--crf",
+    type=click.IntRange(0, 63),
+    default=None,
+    help="Constant rate factor (default 18; lower is better).",
+)
 @click.option("--preset", default=None, help="Encoder preset (default fast).")
 @click.option("--pix-fmt", default=None, help="Output pixel format (default: the source's).")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
-def run(inputs, output, out_dir, model, weights, config_path, engine, device, precision, batch,
-        codec, crf, preset, pix_fmt, overwrite, quiet) -> None:
+def run(
+    inputs,
+    output,
+    out_dir,
+    model,
+    weights,
+    config_path,
+    engine,
+    device,
+    precision,
+    batch,
+    codec,
+    crf,
+    preset,
+    pix_fmt,
+    overwrite,
+    quiet,
+) -> None:
     """De-rain videos, images or folders of images.
 
     \b

@@ -30,16 +30,24 @@ class Runner:
         self.quiet = quiet
         self.model = load_model(cfg.model if cfg.weights is None else None, cfg.weights)
         if cfg.weights is None and getattr(self.model, "weights_path", None) is None:
-            log.warning("model %s has no shipped weights: running an untrained network "
-                        "(identity)", cfg.model)
+            log.warning(
+                "model %s has no shipped weights: running an untrained network (identity)",
+                cfg.model,
+            )
         self._engines: dict[tuple[int, int, int], Engine] = {}
 
     def engine(self, height: int, width: int, batch: int) -> Engine:
         m = self.model.multiple
         key = (-(-height // m) * m, -(-width // m) * m, batch)
         if key not in self._engines:
-            eng = create_engine(self.model, engine=self.cfg.engine, device=self.cfg.device,
-                                precision=self.cfg.precision, size=key[:2], batch=batch)
+            eng = create_engine(
+                self.model,
+                engine=self.cfg.engine,
+                device=self.cfg.device,
+                precision=self.cfg.precision,
+                size=key[:2],
+                batch=batch,
+            )
             log.info("engine for %dx%d: %s", key[1], key[0], eng.description)
             self._engines[key] = eng
         return self._engines[key]
@@ -58,10 +66,17 @@ class Runner:
         size, total = (probe.height, probe.width), probe.frame_count
         probe.close()
         engine = self.engine(*size, self.cfg.batch)
-        opts = PipelineOptions(batch=self.cfg.batch, queue_frames=self.cfg.queue_frames,
-                               encode=self.cfg.encode)
-        with tqdm(total=total or None, unit="frame", desc=job.source.name, disable=self.quiet,
-                  dynamic_ncols=True, leave=False) as bar:
+        opts = PipelineOptions(
+            batch=self.cfg.batch, queue_frames=self.cfg.queue_frames, encode=self.cfg.encode
+        )
+        with tqdm(
+            total=total or None,
+            unit="frame",
+            desc=job.source.name,
+            disable=self.quiet,
+            dynamic_ncols=True,
+            leave=False,
+        ) as bar:
 
             def progress(done: int, _total: int) -> None:
                 bar.update(done - bar.n)

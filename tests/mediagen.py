@@ -18,6 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 SHARED_DATA = REPO.parent / "shared" / "data"
 
+
 def moving_pattern(index: int, width: int, height: int) -> np.ndarray:
     """A deterministic RGB uint8 test frame: gradient background and a moving bright bar."""
     y, x = np.mgrid[0:height, 0:width]

@@ -104,7 +104,10 @@ class ArtifactKey:
         return hashlib.sha256(blob).hexdigest()[:12]
 
     def stem(self) -> str:
-        """Readable, unique file stem, e.g. ``mgid-rt_3f2a..._openvino_fp32_b1_640x368_amd-epyc_<hash>``."""
+        """Readable, unique file stem.
+
+        e.g. ``mgid-rt_<weights>_openvino_fp32_b1_640x368_amd-epyc_<key hash>``.
+        """
         s = self.spec
         return "_".join(
             [

@@ -156,6 +156,10 @@ class CachedEngine:
             self.description = f"{engine.description}, batch {self.batch}"
         return self._engines[(height, width)]
 
+    def artifacts(self) -> list[Path]:
+        """Cache paths of the artifacts built or loaded so far."""
+        return [self.cache.paths(self.key(h, w), self.backend.suffix)[0] for h, w in self._engines]
+
     def infer(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) float32 [-1, 1] RGB on ``device`` -> same shape and range."""
         engine = self.prepare(x.shape[2], x.shape[3])

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import re
 import threading
 import time
@@ -167,6 +168,8 @@ class _AVCapture:
         self.stream = self.container.streams.video[0]
         # Slice threads add no delay; frame threads would hold back one frame per thread.
         self.stream.thread_type = "SLICE" if kind != "file" else "AUTO"
+        cc = self.stream.codec_context
+        self.size = (cc.width, cc.height) if cc.width and cc.height else None
 
     def frames(self) -> Iterator[Captured]:
         colour: ColourInfo | None = None
@@ -195,6 +198,8 @@ class _CVCapture:
         if options.capture_fps:
             self.cap.set(cv2.CAP_PROP_FPS, options.capture_fps)
         self.cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
+        w, h = (int(self.cap.get(p)) for p in (cv2.CAP_PROP_FRAME_WIDTH, cv2.CAP_PROP_FRAME_HEIGHT))
+        self.size = (w, h) if w and h else None
 
     def frames(self) -> Iterator[Captured]:
         colour = ColourInfo(pix_fmt="yuv420p")
@@ -271,15 +276,15 @@ class SourceReader(threading.Thread):
 
     def __init__(
         self,
-        source: str,
+        source: str | os.PathLike,
         queue: LatestQueue[LiveFrame],
         stats: LiveStats,
         stop: threading.Event,
         options: SourceOptions | None = None,
     ) -> None:
         super().__init__(name="rtderain-source", daemon=True)
-        self.source = source
-        self.kind = classify(source)
+        self.source = os.fspath(source)
+        self.kind = classify(self.source)
         self.queue = queue
         self.stats = stats
         self.stop_event = stop
@@ -288,6 +293,26 @@ class SourceReader(threading.Thread):
         self._stamper = _Stamper()
         self._index = 0
         self._session = -1
+        self._capture: _AVCapture | _CVCapture | None = None
+        self.opened = False
+        self.size: tuple[int, int] | None = None
+
+    def open(self) -> tuple[int, int] | None:
+        """Open the source now (first-connection errors raise here, in the caller's thread).
+
+        Returns the frame (width, height) when the source announces it, else None.
+        """
+        self._capture = open_capture(self.source, self.kind, self.options)
+        self.opened = True
+        self.size = self._capture.size
+        log.info("opened %s (%s)", self.label, self.kind)
+        return self.size
+
+    def close(self) -> None:
+        """Close a source opened by :meth:`open` whose thread never started."""
+        if self._capture is not None:
+            self._capture.close()
+            self._capture = None
 
     @property
     def label(self) -> str:
@@ -304,8 +329,8 @@ class SourceReader(threading.Thread):
             self.queue.close()
 
     def _run(self) -> None:
-        capture = open_capture(self.source, self.kind, self.options)
-        log.info("opened %s (%s)", self.label, self.kind)
+        capture = self._capture or open_capture(self.source, self.kind, self.options)
+        self._capture = None
         lost_at: float | None = None
         failures = 0
         while not self.stop_event.is_set():

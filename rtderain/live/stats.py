@@ -65,6 +65,11 @@ class LiveStats:
         self.source_state = "starting"
         self.queue_dropped = 0  # mirrored from the queues by the runner
 
+    def restart_clock(self) -> None:
+        """Count ``elapsed`` from now (after opening the source and warming up the engine)."""
+        with self._lock:
+            self._start = time.monotonic()
+
     def on_capture(self, t: float) -> None:
         with self._lock:
             self.captured += 1

@@ -18,23 +18,27 @@ def _peak(dtype: np.dtype | torch.dtype) -> float:
 def to_tensor(frames: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
     """``(N, H, W, 3)`` uint8/uint16 RGB -> ``(N, 3, H, W)`` float32 in [-1, 1] on ``device``.
 
-    The integer frames are moved first and normalised on the device (cheap transfers).
+    The integer frames are moved first and normalised on the device (small transfers).
+    The result is a channels-last view (no transpose copy), which convolutions prefer.
     """
     peak = _peak(frames.dtype)
     if frames.dtype == np.uint16:
         frames = frames.astype(np.int32)  # torch has limited uint16 support
     x = torch.from_numpy(np.ascontiguousarray(frames)).to(device, non_blocking=True)
-    return x.permute(0, 3, 1, 2).float().mul_(2.0 / peak).sub_(1.0)
+    return x.permute(0, 3, 1, 2).to(torch.float32).mul_(2.0 / peak).sub_(1.0)
 
 
 def from_tensor(x: torch.Tensor, dtype: np.dtype | type = np.uint8) -> np.ndarray:
-    """``(N, 3, H, W)`` float in [-1, 1] -> ``(N, H, W, 3)`` ``dtype`` RGB, rounded and clipped."""
+    """``(N, 3, H, W)`` float in [-1, 1] -> ``(N, H, W, 3)`` ``dtype`` RGB, rounded and clipped.
+
+    Quantised on the tensor's device (small transfers back); ``floor(v + 0.5)`` rounding.
+    """
     peak = _peak(np.dtype(dtype))
-    y = ((x.float() + 1.0) * (peak / 2.0)).round_().clamp_(0, peak)
-    y = y.permute(0, 2, 3, 1).to("cpu")
+    y = x.float().mul(peak / 2.0).add_(peak / 2.0 + 0.5).clamp_(0.0, peak)
+    y = y.permute(0, 2, 3, 1)
     if dtype == np.uint16:
-        return y.to(torch.int32).numpy().astype(np.uint16)
-    return y.to(torch.uint8).numpy()
+        return y.to(torch.int32).cpu().numpy().astype(np.uint16)
+    return np.ascontiguousarray(y.to(torch.uint8).cpu().numpy())
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:

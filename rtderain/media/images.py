@@ -39,7 +39,9 @@ def read_image(path: str | Path) -> np.ndarray:
 def write_image(path: str | Path, rgb: np.ndarray, jpeg_quality: int = 95) -> None:
     """Write RGB ``(H, W, 3)`` uint8/uint16 to ``path`` (format from the suffix), atomically."""
     path = Path(path)
-    params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality] if path.suffix.lower() in {".jpg", ".jpeg"} else []
+    params = (
+        [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality] if path.suffix.lower() in {".jpg", ".jpeg"} else []
+    )
     ok, buf = cv2.imencode(path.suffix, np.ascontiguousarray(rgb[..., ::-1]), params)
     if not ok:
         raise MediaError(f"{path}: cannot encode an image of this type")

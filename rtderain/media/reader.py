@@ -91,7 +91,9 @@ class VideoReader:
             return round(self.container.duration / av.time_base * float(self.frame_rate))
         return 0
 
-    def frames(self, on_packet: Callable[[av.Packet], None] | None = None) -> Iterator[DecodedFrame]:
+    def frames(
+        self, on_packet: Callable[[av.Packet], None] | None = None
+    ) -> Iterator[DecodedFrame]:
         """Yield every decodable frame; hand copied-stream packets to ``on_packet``."""
         streams = [self.stream, *self.copy_streams] if on_packet else [self.stream]
         index = 0
@@ -105,8 +107,9 @@ class VideoReader:
                 pts = frame.pts
                 if pts is None or (last_pts is not None and pts <= last_pts):
                     fixed = (last_pts + step) if last_pts is not None else 0
-                    log.warning("frame %d: pts %s missing or not increasing; using %d",
-                                index, pts, fixed)
+                    log.warning(
+                        "frame %d: pts %s missing or not increasing; using %d", index, pts, fixed
+                    )
                     pts = fixed
                 if self.colour is None:
                     self.colour = ColourInfo.from_frame(frame)

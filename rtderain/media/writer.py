@@ -74,8 +74,9 @@ def check_encoder(options: EncodeOptions) -> av.Codec:
     return codec
 
 
-def choose_pix_fmt(codec: av.Codec, options: EncodeOptions, colour: ColourInfo, width: int,
-                   height: int) -> str:
+def choose_pix_fmt(
+    codec: av.Codec, options: EncodeOptions, colour: ColourInfo, width: int, height: int
+) -> str:
     """Output pixel format: the user's, else the source's, adjusted to what the encoder takes."""
     supported = [f.name for f in (codec.video_formats or ())]
     if options.pix_fmt:
@@ -147,8 +148,14 @@ class VideoWriter:
             self.abort()
             raise
 
-    def _add_video(self, codec: av.Codec, options: EncodeOptions, width: int, height: int,
-                   frame_rate: Fraction | None) -> av.VideoStream:
+    def _add_video(
+        self,
+        codec: av.Codec,
+        options: EncodeOptions,
+        width: int,
+        height: int,
+        frame_rate: Fraction | None,
+    ) -> av.VideoStream:
         opts = dict(options.options)
         if options.crf is not None and codec.name in _CRF_CODECS:
             opts.setdefault("crf", str(options.crf))

@@ -73,7 +73,8 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a bad file
-        raise RTDerainError(f"{path}: not a readable rtderain checkpoint ({exc})".splitlines()[0])
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise RTDerainError(f"{path}: not a readable rtderain checkpoint ({reason})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise RTDerainError(f"{path}: not an rtderain checkpoint (no '{FORMAT}' header)")
     if payload.get("version") != VERSION:
@@ -122,9 +123,7 @@ def load_model(
             if getattr(cfg, f.name) != getattr(MODELS[cfg.name], f.name)
         ]
         # Allowed (a trained variant), but say so: the file's own config wins.
-        log.info(
-            "%s: %s differs from the registered config in %s", weights, cfg.name, diff
-        )
+        log.info("%s: %s differs from the registered config in %s", weights, cfg.name, diff)
     model = MGID(cfg)
     result = model.load_state_dict(payload["state_dict"], strict=False)
     if result.missing_keys or result.unexpected_keys:

@@ -14,6 +14,7 @@ import copy
 import io
 import logging
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -23,7 +24,25 @@ from rtderain.models.mgid import MGID
 
 log = logging.getLogger(__name__)
 
+_NOISY_LOGGERS = ("onnxscript", "onnx_ir", "torch.onnx")
+
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+@contextlib.contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """Silence the ONNX exporter's progress prints, warnings and INFO logs."""
+    loggers = [logging.getLogger(name) for name in _NOISY_LOGGERS]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
 
 
 def check_shape(model: MGID, shape: tuple[int, int, int, int]) -> None:
@@ -83,13 +102,7 @@ def export_onnx(
     path = Path(path)
     example = example_input(model, shape)
     net = copy.deepcopy(model).eval().cpu()
-    quiet = io.StringIO()
-    with (
-        torch.no_grad(),
-        warnings.catch_warnings(),
-        contextlib.redirect_stdout(quiet),  # the exporter prints progress lines
-    ):
-        warnings.simplefilter("ignore")
+    with torch.no_grad(), _quiet_exporter():
         program = torch.onnx.export(
             net,
             (example,),

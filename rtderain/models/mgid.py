@@ -115,7 +115,7 @@ class MGID(nn.Module):
                 h = F.max_pool2d(h, 2)
         query = h
         h = self.decoders[0](torch.cat([query, self.memory.read(query)], dim=1))
-        for up, dec, skip in zip(self.ups, self.decoders[1:], reversed(skips)):
+        for up, dec, skip in zip(self.ups, self.decoders[1:], reversed(skips), strict=True):
             h = dec(torch.cat([up(h), skip], dim=1))
         rain = self.head(h)
         if s > 1:

@@ -1,0 +1,66 @@
+"""``rtderain build``: prebuild an engine into the engine cache (``run`` builds on first use)."""
+
+from __future__ import annotations
+
+import re
+
+import click
+
+from rtderain.errors import RTDerainError
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``WxH`` (e.g. ``1280x720``) -> (H, W)."""
+    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
+    if not match or int(match[1]) < 1 or int(match[2]) < 1:
+        raise RTDerainError(f"size {text!r} is not WIDTHxHEIGHT, e.g. 1280x720")
+    return int(match[2]), int(match[1])
+
+
+@click.command()
+@click.option("--engine", "engine", default="auto", show_default=True,
+              help="Backend: auto, torch, onnxruntime, openvino, tensorrt.")
+@click.option("--size", "sizes", multiple=True, required=True, metavar="WxH",
+              help="Frame size (padded up to the model's multiple); repeat for several.")
+@click.option("--batch", default=1, show_default=True, type=click.IntRange(1),
+              help="Frames per inference call.")
+@click.option("--precision", default="auto", show_default=True,
+              type=click.Choice(["auto", "fp32", "bf16", "fp16"]))
+@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@click.option("--model", "model_name", default="mgid-rt", show_default=True,
+              help="Registered model name.")
+@click.option("--weights", type=click.Path(dir_okay=False), default=None,
+              help="Checkpoint file (its model name wins over --model).")
+@click.option("--engines-dir", type=click.Path(file_okay=False), default=None,
+              help="Engine cache folder (default: $RTDERAIN_ENGINES or <repo>/engines).")
+def build(
+    engine: str,
+    sizes: tuple[str, ...],
+    batch: int,
+    precision: str,
+    device: str,
+    model_name: str,
+    weights: str | None,
+    engines_dir: str | None,
+) -> None:
+    """Build (or verify) engine artifacts in the engine cache.
+
+    \b
+    Examples:
+      rtderain build --engine openvino --size 1280x720
+      rtderain build --engine tensorrt --size 1920x1080 --batch 4 --precision fp16
+    """
+    from rtderain.backends.registry import CachedEngine, create_engine
+    from rtderain.models.checkpoint import load_model
+
+    model = load_model(None if weights else model_name, weights)
+    for text in sizes:
+        height, width = parse_size(text)
+        eng = create_engine(model, engine, device, precision, size=(height, width),
+                            batch=batch, engines_dir=engines_dir)
+        click.echo(f"{width}x{height}: {eng.selection}")
+        if isinstance(eng, CachedEngine):
+            for artifact in eng.artifacts():
+                click.echo(f"  artifact: {artifact}")
+        else:
+            click.echo("  nothing to build for this backend (runs the model directly)")

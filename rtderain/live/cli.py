@@ -1,0 +1,215 @@
+"""``rtderain stream SOURCE``: live de-raining from a webcam, a network stream or a file."""
+
+from __future__ import annotations
+
+import logging
+import re
+import signal
+import threading
+
+import click
+
+from rtderain.errors import RTDerainError
+
+log = logging.getLogger(__name__)
+
+
+def _key_values(pairs: tuple[str, ...], option: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise RTDerainError(f"{option} wants KEY=VALUE, got {pair!r}")
+        out[key] = value
+    return out
+
+
+def _size(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    m = re.fullmatch(r"(\d+)x(\d+)", text)
+    if not m:
+        raise RTDerainError(f"--capture-size wants WIDTHxHEIGHT, got {text!r}")
+    return int(m[1]), int(m[2])
+
+
+def _thread_settings(threads: int | None) -> dict | None:
+    """Backend settings that cap inference threads (torch's is process-wide)."""
+    if threads is None:
+        return None
+    import torch
+
+    from rtderain.backends.onnxruntime_backend import OrtSettings
+    from rtderain.backends.openvino_backend import OpenVinoSettings
+
+    torch.set_num_threads(threads)
+    return {"onnxruntime": OrtSettings(intra_op_threads=threads),
+            "openvino": OpenVinoSettings(num_threads=threads)}
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.argument("source")
+@click.option("-m", "--model", default="mgid-rt", show_default=True,
+              help="Model: mgid-rt (real time) or mgid (paper).")
+@click.option("-w", "--weights", type=click.Path(dir_okay=False), default=None,
+              help="Checkpoint file instead of the shipped weights.")
+@click.option("--engine", default="auto", show_default=True,
+              help="Backend: auto, torch, onnxruntime, openvino, tensorrt.")
+@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
+              default="auto", show_default=True, help="Inference precision.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="CPU threads for inference (default: the backend's; 1 is often best "
+                   "on a busy 2-core machine).")
+@click.option("--realtime", is_flag=True,
+              help="Play a file SOURCE at its own frame rate, dropping frames like a camera "
+                   "(default for files: as fast as possible, every frame kept).")
+@click.option("-o", "--record", "record", type=click.Path(dir_okay=False), default=None,
+              help="Record the de-rained frames to this file (timestamps from the source; "
+                   "a reconnect gap stays a gap).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing recording file.")
+@click.option("--codec", default="h264", show_default=True, help="Recording encoder.")
+@click.option("--crf", type=click.IntRange(0, 63), default=20, show_default=True,
+              help="Recording quality (lower is better).")
+@click.option("--preset", default="veryfast", show_default=True, help="Recording preset.")
+@click.option("--stream-out", "stream_out", default=None, metavar="URL",
+              help="Publish the de-rained video: rtsp://server/path, rtmp://server/app/key, "
+                   "udp://HOST:PORT or srt://HOST:PORT (H.264, MPEG-TS for udp/srt).")
+@click.option("--show", is_flag=True, help="Show the de-rained video in a window (q quits).")
+@click.option("--side-by-side", is_flag=True, help="With --show: input | de-rained.")
+@click.option("--serve", default=None, metavar="HOST:PORT",
+              help="Serve a web page with the live de-rained and raw views and stats "
+                   "(e.g. 127.0.0.1:8080).")
+@click.option("--max-latency", type=click.FloatRange(min=0, min_open=True), default=None,
+              metavar="SECONDS", help="Drop frames that would come out later than this after "
+                                      "capture (counted as dropped).")
+@click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None,
+              metavar="SECONDS", help="Stop after this long.")
+@click.option("--frames", "max_frames", type=click.IntRange(min=1), default=None,
+              help="Stop after this many de-rained frames.")
+@click.option("-i", "--input-option", "input_options", multiple=True, metavar="KEY=VALUE",
+              help="FFmpeg input option (repeatable); overrides the low-latency defaults "
+                   "(rtsp_transport=tcp, fflags=nobuffer, flags=low_delay, probesize=65536, "
+                   "analyzeduration=500000); KEY= removes one.")
+@click.option("--no-low-latency", is_flag=True, help="Do not apply the low-latency defaults.")
+@click.option("--open-timeout", type=float, default=10.0, show_default=True,
+              help="Seconds to wait for a connection.")
+@click.option("--stall-timeout", type=float, default=5.0, show_default=True,
+              help="Seconds without data before a network stream counts as lost.")
+@click.option("--reconnect-delay", type=float, default=0.5, show_default=True,
+              help="First reconnect delay in seconds (doubles per failed attempt).")
+@click.option("--reconnect-max-delay", type=float, default=8.0, show_default=True,
+              help="Longest reconnect delay in seconds.")
+@click.option("--max-reconnects", type=click.IntRange(min=0), default=None,
+              help="Give up after this many failed reconnect attempts in a row "
+                   "(default: never).")
+@click.option("--capture-size", default=None, metavar="WxH",
+              help="Size to ask of a webcam or device.")
+@click.option("--capture-fps", type=float, default=None, help="Frame rate to ask of a webcam.")
+@click.option("--stats-interval", type=float, default=5.0, show_default=True,
+              help="Seconds between status lines.")
+@click.option("-q", "--quiet", is_flag=True, help="No status lines and no summary.")
+def stream(source, model, weights, engine, device, precision, threads, realtime, record, overwrite,
+           codec, crf, preset, stream_out, show, side_by_side, serve, max_latency, duration,
+           max_frames, input_options, no_low_latency, open_timeout, stall_timeout,
+           reconnect_delay, reconnect_max_delay, max_reconnects, capture_size, capture_fps,
+           stats_interval, quiet) -> None:
+    """De-rain a live SOURCE: a webcam index (0) or device (/dev/video0), an rtsp://,
+    http(s)://, udp:// or srt:// URL, or a video file (with --realtime: at its own rate).
+
+    \b
+    The newest frame always wins: when inference falls behind, older frames are dropped
+    and counted, so latency stays bounded. A dropped or stalled network stream is
+    reconnected with backoff; the gap is logged, never filled with fake frames. Sinks
+    (any combination): --show, --record FILE, --stream-out URL, --serve HOST:PORT.
+    Ctrl-C stops and closes every sink (the recording is a valid file). Without a sink
+    the command just measures: fps and capture -> output latency (p50/p95).
+
+    \b
+    Examples:
+      rtderain stream 0 --show --side-by-side
+      rtderain stream rtsp://cam.local/stream1 --record clean.mp4 --serve 0.0.0.0:8080
+      rtderain stream rtsp://cam/live --stream-out udp://239.0.0.1:5000
+      rtderain stream rainy.mp4 --realtime --duration 20      (measure latency and fps)
+    """
+    from rtderain.live.runner import LiveOptions, make_reader, run_live
+    from rtderain.live.sinks import RecordingSink, StreamSink, WindowSink
+    from rtderain.live.sources import SourceOptions, classify
+    from rtderain.live.stats import LiveStats
+    from rtderain.media.writer import EncodeOptions
+
+    kind = classify(source)
+    if realtime and kind != "file":
+        log.info("--realtime only applies to files; %s is live already", kind)
+    if side_by_side and not show:
+        raise RTDerainError("--side-by-side goes with --show")
+    src_opts = SourceOptions(
+        realtime=realtime,
+        low_latency=not no_low_latency,
+        input_options=_key_values(input_options, "--input-option"),
+        open_timeout=open_timeout,
+        stall_timeout=stall_timeout,
+        reconnect_delay=reconnect_delay,
+        reconnect_max_delay=reconnect_max_delay,
+        max_reconnects=max_reconnects,
+        capture_size=_size(capture_size),
+        capture_fps=capture_fps,
+    )
+    options = LiveOptions(source=src_opts, max_latency=max_latency, duration=duration,
+                          max_frames=max_frames, stats_interval=stats_interval)
+    stats = LiveStats()
+    stop = threading.Event()
+    sinks = []
+    try:
+        if record:
+            sinks.append(RecordingSink(record, EncodeOptions(codec=codec, crf=crf, preset=preset),
+                                       overwrite=overwrite))
+        if stream_out:
+            sinks.append(StreamSink(stream_out))
+        if show:
+            sinks.append(WindowSink(stop, both=side_by_side))
+        if serve:
+            from rtderain.live.server import ServeSink
+
+            sink = ServeSink(serve, lambda: stats.snapshot().as_dict(), source_label=source)
+            sinks.append(sink)
+            if not quiet:
+                click.echo(f"live view: {sink.url}", err=True)
+    except BaseException:
+        for sink in sinks:  # close what was opened before the failure (e.g. the web server)
+            sink.close()
+        raise
+
+    from rtderain.backends import create_engine
+    from rtderain.models.checkpoint import load_model
+
+    reader = None
+    try:
+        net = load_model(model if weights is None else None, weights)
+        reader = make_reader(source, options, stats, stop)
+        size = reader.open()  # first-connection errors surface here
+        eng = create_engine(net, engine=engine, device=device, precision=precision,
+                            size=None if size is None else (size[1], size[0]),
+                            settings=_thread_settings(threads))
+    except BaseException:
+        if reader is not None:
+            reader.close()
+        for sink in sinks:
+            sink.close()
+        raise
+    if not quiet:
+        click.echo(f"rtderain stream: {source} with {eng.description}", err=True)
+
+    def on_stats(snap) -> None:
+        if not quiet:
+            click.echo(f"[{snap.elapsed:6.1f} s] {snap.source_state}: {snap.line()}", err=True)
+
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        summary = run_live(reader, eng, sinks, options, stats=stats, stop=stop,
+                           on_stats=on_stats)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if not quiet:
+        click.echo(f"done: {summary.line()}, gap {summary.gap_seconds:.1f} s, "
+                   f"{summary.elapsed:.1f} s", err=True)

@@ -1,0 +1,1 @@
+"""Training on time-lapse clips: clip data, losses, loop, checkpoints, DDP."""

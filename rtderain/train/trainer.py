@@ -1,0 +1,305 @@
+"""The training loop: Siamese pairs, the four losses, memory update, checkpoints, validation.
+
+Outputs in ``<run.out_dir>/<run.name>/``: ``config.yaml`` (the effective config),
+``log.jsonl`` (losses and validation, one JSON object a line), ``train.log``, ``last.pt``
+(full training state, written atomically every ``ckpt_every_min``; ``--resume`` continues
+from it), ``best.pt`` (model-only, best validation score) and ``final.pt``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch import nn
+
+from rtderain.errors import RTDerainError
+from rtderain.models import build_model, get_config
+from rtderain.models.checkpoint import read_checkpoint, save_checkpoint
+from rtderain.models.mgid import MGID
+from rtderain.train import distributed as D
+from rtderain.train.config import TrainConfig
+from rtderain.train.data import ClipDataset
+from rtderain.train.losses import siamese_losses
+from rtderain.train.validate import evaluate_pairs, paired_frames
+
+log = logging.getLogger(__name__)
+
+
+class TrainGraph(nn.Module):
+    """``forward`` = :meth:`MGID.forward_train`, so DDP's hooks see the training graph."""
+
+    def __init__(self, net: MGID) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.net.forward_train(x)
+
+
+def lr_at(cfg: TrainConfig, step: int, train_seconds: float) -> float:
+    """Warm-up then cosine from ``optim.lr`` to ``optim.min_lr`` (see OptimConfig)."""
+    o = cfg.optim
+    if o.warmup and step < o.warmup:
+        return o.lr * (step + 1) / o.warmup
+    progress = step / max(o.steps, 1)
+    if o.time_budget_min:
+        progress = max(progress, train_seconds / (60.0 * o.time_budget_min))
+    progress = min(max(progress, 0.0), 1.0)
+    return o.min_lr + 0.5 * (o.lr - o.min_lr) * (1 + math.cos(math.pi * progress))
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RTDerainError(f"device {name!r} requested but CUDA is not available")
+    return torch.device(name)
+
+
+class Trainer:
+    """One training run. ``run()`` trains until the step/time budget or a stop signal."""
+
+    def __init__(self, cfg: TrainConfig, raw: dict[str, Any], resume: bool = False,
+                 command: str = "") -> None:
+        self.cfg, self.raw, self.command = cfg, raw, command
+        self.out = Path(cfg.run.out_dir) / cfg.run.name
+        if cfg.run.threads:
+            torch.set_num_threads(cfg.run.threads)
+        self.device = _device(cfg.run.device)
+        if self.device.type == "cuda":
+            local = int(os.environ.get("LOCAL_RANK", "0"))
+            torch.cuda.set_device(local)
+            self.device = torch.device("cuda", local)
+        self.distributed = D.init_from_env(str(self.device))
+        self.rank, self.world = D.world()
+        mcfg = dataclasses.replace(get_config(cfg.model), **cfg.model_overrides)
+        if cfg.data.crop % mcfg.multiple:
+            raise RTDerainError(
+                f"data.crop={cfg.data.crop} is not a multiple of {mcfg.multiple} ({cfg.model})"
+            )
+        torch.manual_seed(cfg.run.seed)  # identical initial weights on every rank
+        self.model = build_model(mcfg).to(self.device).train()
+        self.graph: nn.Module = TrainGraph(self.model)
+        if self.distributed:
+            self.graph = nn.parallel.DistributedDataParallel(
+                self.graph, broadcast_buffers=False,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
+            )
+        o = cfg.optim
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=o.lr, betas=o.betas,
+                                    weight_decay=o.weight_decay)
+        d = cfg.data
+        self.data = ClipDataset(list(d.roots), crop=d.crop, frames=2,
+                                max_frames_per_clip=d.frames_per_clip, cache=d.cache,
+                                pseudo_gt=d.pseudo_gt, quantile=d.quantile)
+        self.step, self.train_seconds, self.best = 0, 0.0, -math.inf
+        torch.manual_seed(cfg.run.seed * 1000 + 1 + self.rank)  # per-rank data stream
+        if resume:
+            self._resume()
+        self._stop = False
+        self._val_step = -1
+
+    # -- state -------------------------------------------------------------------------------
+    def _resume(self) -> None:
+        path = self.out / "last.pt"
+        if not path.is_file():
+            log.warning("--resume: %s not found, starting from scratch", path)
+            return
+        ck = read_checkpoint(path)
+        self.model.load_state_dict(ck["state_dict"])
+        self.opt.load_state_dict(ck["optimizer"])
+        tr = ck["trainer"]
+        self.step, self.train_seconds, self.best = tr["step"], tr["train_seconds"], tr["best"]
+        rng = ck["rng"]
+        torch.set_rng_state(rng[min(self.rank, len(rng) - 1)])
+        log.info("resumed %s at step %d (%.1f min trained)", path, self.step,
+                 self.train_seconds / 60)
+
+    def _rng_states(self) -> list[torch.Tensor]:
+        state = torch.get_rng_state()
+        if not self.distributed:
+            return [state]
+        states = [torch.empty_like(state) for _ in range(self.world)]
+        D.dist.all_gather_object(states, state)
+        return states
+
+    def _meta(self, losses: dict[str, float]) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "train_minutes": round(self.train_seconds / 60, 2),
+            "losses": losses,
+            "data": list(self.cfg.data.roots),
+            "loss_weights": dataclasses.asdict(self.cfg.loss),
+            "pseudo_gt": self.cfg.data.pseudo_gt,
+            "command": self.command,
+            "world_size": self.world,
+            "config": self.raw,
+        }
+
+    def save_last(self, losses: dict[str, float]) -> None:
+        """Atomically write the full training state to ``last.pt`` (rank 0 writes)."""
+        rng = self._rng_states()
+        if self.rank != 0:
+            return
+        save_checkpoint(
+            self.model, self.out / "last.pt", self._meta(losses),
+            optimizer=self.opt.state_dict(), rng=rng,
+            trainer={"step": self.step, "train_seconds": self.train_seconds, "best": self.best},
+        )
+
+    # -- validation --------------------------------------------------------------------------
+    def validate(self) -> dict[str, Any]:
+        """Y-PSNR on the configured sets; score = mean gain over input (dB)."""
+        v = self.cfg.val
+        sets: dict[str, Any] = {f"syn{i}": p for i, p in enumerate(v.synthetic)}
+        for key in ("nturain", "rain100h"):
+            path = getattr(v, key)
+            if path and Path(path).is_dir():
+                sets[key] = path
+        res: dict[str, Any] = {}
+        for key, path in sets.items():
+            r = evaluate_pairs(self.model, paired_frames(path), v.frames, v.max_side,
+                               str(self.device))
+            res[key] = {"input": round(r["input"], 3), "output": round(r["output"], 3)}
+        gains = [r["output"] - r["input"] for r in res.values()]
+        res["score"] = round(sum(gains) / len(gains), 4) if gains else 0.0
+        return res
+
+    def _log(self, record: dict[str, Any]) -> None:
+        if self.rank == 0:
+            with open(self.out / "log.jsonl", "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(record) + "\n")
+
+    # -- loop --------------------------------------------------------------------------------
+    def _batch(self) -> dict[str, torch.Tensor]:
+        idx = torch.randint(len(self.data), (self.cfg.data.batch,)).tolist()
+        items = [self.data[i] for i in idx]
+        return {k: torch.stack([it[k] for it in items]).to(self.device) for k in items[0]}
+
+    def train_step(self) -> dict[str, float]:
+        """One optimiser step on one batch of pairs, then the memory update."""
+        cfg = self.cfg
+        for g in self.opt.param_groups:
+            g["lr"] = lr_at(cfg, self.step, self.train_seconds)
+        batch = self._batch()
+        frames = batch["frames"]
+        n = frames.shape[0]
+        i_w, i_v = frames[:, 0], frames[:, 1]
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.run.bf16):
+            out = self.graph(torch.cat([i_w, i_v]))
+        out_w = {k: v[:n] for k, v in out.items()}
+        out_v = {k: v[n:] for k, v in out.items()}
+        terms = siamese_losses(i_w, i_v, out_w, out_v, cfg.loss, batch.get("pseudo"))
+        self.opt.zero_grad(set_to_none=True)
+        terms["total"].backward()
+        if cfg.optim.grad_clip:
+            nn.utils.clip_grad_norm_(self.model.parameters(), cfg.optim.grad_clip)
+        self.opt.step()
+        D.update_memory(self.model.memory, out["query"])
+        self.step += 1
+        return {k: float(v.detach()) for k, v in terms.items()}
+
+    def _request_stop(self, signum: int, _frame: Any) -> None:
+        log.warning("signal %d: stopping after this step", signum)
+        self._stop = True
+
+    def run(self) -> Path:
+        """Train; returns the folder holding the checkpoints."""
+        cfg = self.cfg
+        if self.rank == 0:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "config.yaml").write_text(
+                yaml.safe_dump({**self.raw, "_command": self.command}, sort_keys=False),
+                encoding="utf-8")
+            fh = logging.FileHandler(self.out / "train.log")
+            fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+            logging.getLogger("rtderain").addHandler(fh)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._request_stop)
+        log.info("training %s (%s) on %s, world %d, from step %d", cfg.model, self.out,
+                 self.device, self.world, self.step)
+        acc: dict[str, float] = {}
+        n_acc = 0
+        last_ckpt = last_val = time.monotonic()
+        budget = 60.0 * cfg.optim.time_budget_min if cfg.optim.time_budget_min else math.inf
+        losses: dict[str, float] = {}
+        while self.step < cfg.optim.steps and self.train_seconds < budget:
+            t0 = time.monotonic()
+            terms = self.train_step()
+            self.train_seconds += time.monotonic() - t0
+            for k, v in terms.items():
+                acc[k] = acc.get(k, 0.0) + v
+            n_acc += 1
+            if self.step % cfg.run.log_every == 0 or self.step == cfg.optim.steps:
+                losses = {k: round(v / n_acc, 6) for k, v in acc.items()}
+                self._log({"step": self.step, "lr": self.opt.param_groups[0]["lr"],
+                           "train_min": round(self.train_seconds / 60, 2), **losses})
+                log.info("step %d %s", self.step, losses)
+                acc, n_acc = {}, 0
+            now = time.monotonic()
+            v = cfg.val
+            if (v.every_steps and self.step % v.every_steps == 0) or (
+                v.every_min and now - last_val >= 60 * v.every_min
+            ):
+                self._validate_and_keep(losses)
+                last_val = time.monotonic()
+            stop = self._stop_everywhere()
+            if stop or time.monotonic() - last_ckpt >= 60 * cfg.run.ckpt_every_min:
+                self.save_last(losses)
+                last_ckpt = time.monotonic()
+            if stop:
+                log.warning("stopped at step %d; resume with --resume", self.step)
+                return self.out
+        self._validate_and_keep(losses)
+        self.save_last(losses)
+        if self.rank == 0:
+            save_checkpoint(self.model, self.out / "final.pt", self._meta(losses))
+            if not (self.out / "best.pt").is_file():
+                save_checkpoint(self.model, self.out / "best.pt", self._meta(losses))
+        return self.out
+
+    def _stop_everywhere(self) -> bool:
+        if not self.distributed:
+            return self._stop
+        flag = torch.tensor([1.0 if self._stop else 0.0])
+        D.dist.all_reduce(flag, op=D.dist.ReduceOp.MAX)
+        return bool(flag.item())
+
+    def _validate_and_keep(self, losses: dict[str, float]) -> None:
+        v = self.cfg.val
+        if not (v.synthetic or v.nturain or v.rain100h) or self._val_step == self.step:
+            return
+        self._val_step = self.step
+        if self.rank == 0:
+            res = self.validate()
+            self._log({"step": self.step, "val": res})
+            log.info("validation at step %d: %s", self.step, res)
+            if res["score"] > self.best:
+                self.best = res["score"]
+                save_checkpoint(self.model, self.out / "best.pt",
+                                {**self._meta(losses), "val": res})
+        if self.distributed:
+            best = torch.tensor([self.best])
+            D.dist.broadcast(best, 0)
+            self.best = float(best.item())
+
+
+def train(cfg: TrainConfig, raw: dict[str, Any], resume: bool = False) -> Path:
+    """Run one experiment (see :class:`Trainer`); returns its output folder."""
+    command = " ".join(["rtderain", *sys.argv[1:]]) if sys.argv else ""
+    trainer = Trainer(cfg, raw, resume=resume, command=command)
+    try:
+        return trainer.run()
+    finally:
+        D.shutdown()

@@ -1,0 +1,50 @@
+"""Issue 3 acceptance: torch.export and ONNX exports of every model match eager output."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from rtderain.errors import RTDerainError
+from rtderain.models.export import check_shape, export_onnx, export_program
+
+from .conftest import HEIGHT, WIDTH, random_frames, real_frames
+
+
+def test_torch_export_matches_eager(model):
+    x = torch.cat([random_frames(1), real_frames(1)])
+    program = export_program(model, tuple(x.shape))
+    with torch.no_grad():
+        expected = model(x)
+        got = program.module()(x)
+    assert (expected - x).abs().max() > 0.01, "model is still the identity"
+    assert (got - expected).abs().max().item() <= 1e-5
+    # The frame is the only input; the memory items travel inside as a buffer.
+    assert len(program.graph_signature.user_inputs) == 1
+    assert torch.equal(program.state_dict["memory.items"], model.memory.items)
+
+
+def test_onnx_export_matches_eager(model, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    x = torch.cat([random_frames(1), real_frames(1)])
+    path = export_onnx(model, tmp_path / "m.onnx", tuple(x.shape))
+    graph = onnx.load(str(path)).graph
+    assert [i.name for i in graph.input] == ["frames"]
+    items = model.memory.items.numpy()
+    consts = [onnx.numpy_helper.to_array(t) for t in graph.initializer]
+    assert any(c.shape == items.shape and np.array_equal(c, items) for c in consts), (
+        "memory items are not a constant of the ONNX graph"
+    )
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"frames": x.numpy()})[0]
+    with torch.no_grad():
+        expected = model(x).numpy()
+    assert np.abs(got - expected).max() <= 1e-4
+
+
+@pytest.mark.parametrize("shape", [(1, 3, HEIGHT + 4, WIDTH), (1, 1, HEIGHT, WIDTH), (0, 3, 96, 96)])
+def test_bad_export_shape_is_a_clear_error(model, shape):
+    with pytest.raises(RTDerainError, match="multiples of"):
+        check_shape(model, shape)

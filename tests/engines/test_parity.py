@@ -1,0 +1,96 @@
+"""Every CPU backend against eager fp32 PyTorch (issue 6 acceptance).
+
+fp32: max abs error <= 1e-4 on the [-1, 1] scale; bf16/fp16: PSNR >= 40 dB against fp32.
+Both on random frames and on crops of a real rainy frame, with a perturbed rain head.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rtderain.backends import BackendUnavailable, create_engine, get_backend
+
+from .conftest import HEIGHT, WIDTH, psnr, random_frames, real_frames
+
+CPU = torch.device("cpu")
+FP32_BACKENDS = ["torch", "onnxruntime", "openvino"]
+REDUCED = [("torch", "bf16"), ("openvino", "bf16"), ("openvino", "fp16")]
+
+
+def _shared_dir(tmp_path_factory):
+    """One engine cache for the whole session: equal keys reuse artifacts across tests."""
+    return tmp_path_factory.getbasetemp() / "engines-parity"
+
+
+def _engine(model, name, precision, tmp_path_factory):
+    try:
+        get_backend(name).check(CPU, precision)
+    except BackendUnavailable as exc:
+        pytest.skip(str(exc))
+    engine = create_engine(
+        model, name, "cpu", precision, size=(HEIGHT, WIDTH), batch=2,
+        engines_dir=_shared_dir(tmp_path_factory),
+    )
+    assert engine.selection.startswith(f"{name} {precision}"), engine.selection
+    return engine
+
+
+def _frames():
+    return {"random": random_frames(2), "real": real_frames(2)}
+
+
+@pytest.mark.parametrize("name", FP32_BACKENDS)
+def test_fp32_parity(model, name, tmp_path_factory):
+    engine = _engine(model, name, "fp32", tmp_path_factory)
+    for kind, x in _frames().items():
+        with torch.no_grad():
+            expected = model.float()(x)
+        assert (expected - x).abs().max() > 0.01, "model is still the identity"
+        got = engine.infer(x)
+        assert got.shape == x.shape and got.dtype == torch.float32
+        err = (got - expected).abs().max().item()
+        assert err <= 1e-4, f"{name} fp32 on {kind} frames: max abs error {err:.2e}"
+
+
+@pytest.mark.parametrize(("name", "precision"), REDUCED)
+def test_reduced_precision_psnr(model, name, precision, tmp_path_factory):
+    engine = _engine(model, name, precision, tmp_path_factory)
+    for kind, x in _frames().items():
+        with torch.no_grad():
+            expected = model.float()(x)
+        got = engine.infer(x)
+        value = psnr(got, expected)
+        assert value >= 40.0, f"{name} {precision} on {kind} frames: PSNR {value:.1f} dB"
+
+
+def test_odd_batch_through_static_engine(tmp_path_factory):
+    """A static batch-2 engine takes 3 frames (pads the last chunk, trims the output)."""
+    from .conftest import perturbed_model
+
+    model = perturbed_model("mgid-rt")
+    engine = _engine(model, "onnxruntime", "fp32", tmp_path_factory)
+    x = random_frames(3, seed=7)
+    with torch.no_grad():
+        expected = model(x)
+    got = engine.infer(x)
+    assert got.shape == x.shape
+    assert (got - expected).abs().max().item() <= 1e-4
+
+
+@pytest.mark.slow
+def test_torch_compile_parity(tmp_path_factory):
+    """torch.compile (Inductor) matches eager; slow: compiles on first call."""
+    from rtderain.backends.torch_backend import TorchSettings
+
+    from .conftest import perturbed_model
+
+    model = perturbed_model("mgid-rt")
+    engine = create_engine(
+        model, "torch", "cpu", "fp32", settings={"torch": TorchSettings(compile=True)}
+    )
+    assert "compiled" in engine.description
+    x = random_frames(2)
+    with torch.no_grad():
+        expected = model(x)
+    assert (engine.infer(x) - expected).abs().max().item() <= 1e-4

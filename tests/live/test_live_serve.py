@@ -1,0 +1,85 @@
+"""``--serve``: the page in headless Chromium shows moving live views and the stats."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+import urllib.request
+
+import cv2
+import numpy as np
+import pytest
+from live_helpers import LiveRun, SleepEngine, free_port
+
+from rtderain.live.runner import LiveOptions
+from rtderain.live.server import ServeSink, parse_address
+from rtderain.live.sources import SourceOptions
+
+pytestmark = [pytest.mark.network, pytest.mark.timeout(120)]
+
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--hide-scrollbars", "--window-size=900,560",
+]
+
+
+def _chromium() -> str:
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        pytest.skip("chromium not installed (apt-get install chromium, or .ci/install-live.sh)")
+    return exe
+
+
+def _screenshot(exe: str, url: str, path, profile) -> np.ndarray:
+    subprocess.run(
+        [exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--screenshot={path}", url],
+        capture_output=True, timeout=60, check=False,
+    )
+    img = cv2.imread(str(path))
+    assert img is not None, f"chromium wrote no screenshot to {path}"
+    return img
+
+
+def test_parse_address():
+    assert parse_address("127.0.0.1:8080") == ("127.0.0.1", 8080)
+    assert parse_address(":9000") == ("127.0.0.1", 9000)
+    with pytest.raises(Exception, match="HOST:PORT"):
+        parse_address("localhost")
+
+
+def test_serve_page_in_headless_chromium(rainy_clip, tmp_path):
+    exe = _chromium()
+    run_stats = {}
+    sink = ServeSink(f"127.0.0.1:{free_port()}", lambda: run_stats["run"].stats.snapshot()
+                     .as_dict(), source_label="rainy.mp4")
+    run = LiveRun(rainy_clip, SleepEngine(0.02), [sink],
+                  LiveOptions(source=SourceOptions(realtime=True)))
+    run_stats["run"] = run
+    try:
+        run.wait_for(lambda: run.stats.processed >= 5, 60, "5 served frames")
+        with urllib.request.urlopen(sink.url + "stats.json", timeout=10) as resp:
+            stats = json.load(resp)
+        assert stats["processed"] >= 5 and stats["source_state"] == "live"
+        with urllib.request.urlopen(sink.url + "derained.jpg", timeout=10) as resp:
+            assert resp.headers["Content-Type"] == "image/jpeg"
+            assert cv2.imdecode(np.frombuffer(resp.read(), np.uint8), cv2.IMREAD_COLOR).shape == (
+                240, 320, 3)
+
+        first = _screenshot(exe, sink.url, tmp_path / "a.png", tmp_path / "profile")
+        time.sleep(1.0)
+        second = _screenshot(exe, sink.url, tmp_path / "b.png", tmp_path / "profile")
+    finally:
+        run.finish()
+
+    for img in (first, second):
+        # Non-blank: the two views are textured (the page background is flat).
+        views = img[60:330, :700].astype(np.float32)
+        assert views.std() > 20, "screenshot shows no picture"
+        # The stats table rendered text (light pixels on the dark page under the views).
+        table = img[330:, :300]
+        assert (table > 200).mean() > 0.002, "no stats text in the screenshot"
+    diff = np.abs(first.astype(np.int16) - second.astype(np.int16))
+    assert diff[60:330].mean() > 1.0, "the live views did not change between screenshots"
