@@ -158,6 +158,6 @@ def create_method(name: str, **options: Any) -> Method:
     try:
         return info.factory(**options)
     except TypeError as exc:
-        if "unexpected keyword argument" not in str(exc):
+        if "argument" not in str(exc):
             raise
         raise RTDerainError(f"method {name!r}: {exc}") from None

@@ -13,11 +13,12 @@ Conventions (the ones the de-raining literature reports, see ``docs/evaluation.m
 PSNR and SSIM use scikit-image (``peak_signal_noise_ratio`` convention;
 ``structural_similarity`` with an 11x11 Gaussian window, sigma 1.5, population covariance:
 the MATLAB ``ssim_index`` convention, no downsampling). VIF and FSIM are written here in
-torch following piq 0.8.0 (``vif_p``, ``fsim``) line by line, because piq needs torchvision.
+numpy following piq 0.8.0 (``vif_p``, ``fsim``) step by step, because piq needs torchvision.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -130,36 +131,19 @@ def ssim(
     return float(structural_similarity(b, a, **kwargs))
 
 
-def _torch_plane(plane: np.ndarray):
-    """(H, W) float64 numpy plane -> (1, 1, H, W) float64 torch tensor."""
-    import torch
-
-    return torch.from_numpy(np.ascontiguousarray(plane)).to(torch.float64)[None, None]
-
-
-def _luma_for_vif(pred: np.ndarray, gt: np.ndarray, channel: str, crop: int):
-    """VIF works on one luminance plane: MATLAB Y, or piq's 0.299/0.587/0.114 luma for rgb."""
-    a, b = _planes(pred, gt, channel, crop)
-    if channel == "rgb":
-        w = np.array([0.299, 0.587, 0.114])
-        a, b = a @ w, b @ w
-    return _torch_plane(a), _torch_plane(b)
-
-
-def _gauss_1d(size: int, sigma: float):
-    import torch
-
-    t = torch.arange(size, dtype=torch.float64) - (size - 1) / 2.0
-    g = torch.exp(-(t**2) / (2.0 * sigma**2))
+def _gauss_1d(size: int, sigma: float) -> np.ndarray:
+    t = np.arange(size, dtype=np.float64) - (size - 1) / 2.0
+    g = np.exp(-(t**2) / (2.0 * sigma**2))
     return g / g.sum()
 
 
-def _blur_valid(img, g1):
-    """'valid' 2-D convolution of (1, 1, H, W) with the separable kernel outer(g1, g1)."""
-    import torch.nn.functional as F
+def _blur_valid(img: np.ndarray, g1: np.ndarray) -> np.ndarray:
+    """'valid' 2-D filtering of an (H, W) float64 plane with the separable kernel outer(g1, g1)."""
+    import cv2
 
-    n = g1.numel()
-    return F.conv2d(F.conv2d(img, g1.view(1, 1, 1, n)), g1.view(1, 1, n, 1))
+    r = len(g1) // 2
+    out = cv2.sepFilter2D(img, cv2.CV_64F, g1, g1, borderType=cv2.BORDER_REFLECT)
+    return out[r : img.shape[0] - r, r : img.shape[1] - r]
 
 
 def vif(pred: np.ndarray, gt: np.ndarray, *, channel: str = "y", crop: int = 0) -> float:
@@ -171,117 +155,132 @@ def vif(pred: np.ndarray, gt: np.ndarray, *, channel: str = "y", crop: int = 0) 
     symmetric: ``pred`` is the distorted image, ``gt`` the reference. Images must be at least
     41x41 after ``crop``. Written by hand following piq 0.8.0 (piq needs torchvision).
     """
-    import torch
-
-    x, y = _luma_for_vif(pred, gt, channel, crop)
-    if min(x.shape[-2:]) < 41:
-        raise RTDerainError(f"VIF needs images of at least 41x41 pixels, got {tuple(x.shape[-2:])}")
+    x, y = _planes(pred, gt, channel, crop)
+    if channel == "rgb":
+        w = np.array([0.299, 0.587, 0.114])
+        x, y = x @ w, y @ w
+    if min(x.shape) < 41:
+        raise RTDerainError(f"VIF needs images of at least 41x41 pixels, got {x.shape}")
     eps, sigma_n_sq = 1e-8, 2.0
     num = den = 0.0
     for scale in range(4):
         size = 2 ** (4 - scale) + 1
         g = _gauss_1d(size, size / 5.0)
         if scale > 0:
-            x = _blur_valid(x, g)[..., ::2, ::2]
-            y = _blur_valid(y, g)[..., ::2, ::2]
+            x = np.ascontiguousarray(_blur_valid(x, g)[::2, ::2])
+            y = np.ascontiguousarray(_blur_valid(y, g)[::2, ::2])
         mu_x, mu_y = _blur_valid(x, g), _blur_valid(y, g)
-        var_y = torch.relu(_blur_valid(y * y, g) - mu_y * mu_y)  # reference
-        var_x = torch.relu(_blur_valid(x * x, g) - mu_x * mu_x)  # distorted
+        var_y = np.maximum(_blur_valid(y * y, g) - mu_y * mu_y, 0.0)  # reference
+        var_x = np.maximum(_blur_valid(x * x, g) - mu_x * mu_x, 0.0)  # distorted
         cov = _blur_valid(x * y, g) - mu_x * mu_y
         gain = cov / (var_y + eps)
         var_v = var_x - gain * cov
         flat_ref = var_y < eps
-        gain = torch.where(flat_ref, 0.0, gain)
-        var_v = torch.where(flat_ref, var_x, var_v)
-        var_y = torch.where(flat_ref, 0.0, var_y)
+        gain[flat_ref] = 0.0
+        var_v[flat_ref] = var_x[flat_ref]
+        var_y[flat_ref] = 0.0
         flat_dist = var_x < eps
-        gain = torch.where(flat_dist, 0.0, gain)
-        var_v = torch.where(flat_dist, 0.0, var_v)
-        var_v = torch.where(gain < 0, var_x, var_v)
-        gain = torch.relu(gain)
-        var_v = torch.clamp(var_v, min=eps)
-        num += float(torch.log10(1.0 + gain**2 * var_y / (var_v + sigma_n_sq)).sum())
-        den += float(torch.log10(1.0 + var_y / sigma_n_sq).sum())
+        gain[flat_dist] = 0.0
+        var_v[flat_dist] = 0.0
+        neg = gain < 0
+        var_v[neg] = var_x[neg]
+        gain = np.maximum(gain, 0.0)
+        var_v = np.maximum(var_v, eps)
+        num += float(np.log10(1.0 + gain**2 * var_y / (var_v + sigma_n_sq)).sum())
+        den += float(np.log10(1.0 + var_y / sigma_n_sq).sum())
     return (num + eps) / (den + eps)
 
 
-def _freq_grid(n: int):
+def _freq_grid(n: int) -> np.ndarray:
     """piq's centred frequency coordinates along one axis (``get_meshgrid``)."""
-    import torch
-
     if n % 2:
-        return torch.arange(-(n - 1) / 2, n / 2, dtype=torch.float64) / (n - 1)
-    return torch.arange(-n / 2, n / 2, dtype=torch.float64) / n
+        return np.arange(-(n - 1) / 2, n / 2, dtype=np.float64) / (n - 1)
+    return np.arange(-n / 2, n / 2, dtype=np.float64) / n
 
 
-def _log_gabor_bank(h: int, w: int, scales: int = 4, orientations: int = 4):
-    """Log-Gabor filters (orientations, scales, H, W), zero frequency at the corner."""
-    import torch
-
-    u = _freq_grid(h)[:, None].expand(h, w)
-    v = _freq_grid(w)[None, :].expand(h, w)
+def _log_gabor_bank(h: int, w: int, scales: int = 4, orientations: int = 4) -> np.ndarray:
+    """Log-Gabor filters ``(orientations, scales, H, W)``, zero frequency at the corner."""
+    u, v = np.meshgrid(_freq_grid(h), _freq_grid(w), indexing="ij")
     shift = (-(h // 2), -(w // 2))
-    radius = torch.roll(torch.sqrt(u**2 + v**2), shift, (0, 1))
-    theta = torch.roll(torch.atan2(-v, u), shift, (0, 1))
+    radius = np.roll(np.sqrt(u**2 + v**2), shift, (0, 1))
+    theta = np.roll(np.arctan2(-v, u), shift, (0, 1))
     lowpass = 1.0 / (1.0 + (radius / 0.45) ** 30)  # Butterworth, cutoff 0.45, order 15
-    radius = radius.clone()
     radius[0, 0] = 1.0
     radial = []
     for s in range(scales):
         f0 = 1.0 / (6 * 2**s)  # minimum wavelength 6, multiplier 2
-        lg = torch.exp(-(torch.log(radius / f0) ** 2) / (2 * math.log(0.55) ** 2)) * lowpass
+        lg = np.exp(-(np.log(radius / f0) ** 2) / (2 * math.log(0.55) ** 2)) * lowpass
         lg[0, 0] = 0.0
         radial.append(lg)
     theta_sigma = math.pi / (orientations * 1.2)
     angular = []
     for o in range(orientations):
         a = o * math.pi / orientations
-        ds = torch.sin(theta) * math.cos(a) - torch.cos(theta) * math.sin(a)
-        dc = torch.cos(theta) * math.cos(a) + torch.sin(theta) * math.sin(a)
-        angular.append(torch.exp(-(torch.atan2(ds, dc) ** 2) / (2 * theta_sigma**2)))
-    return torch.stack(angular)[:, None] * torch.stack(radial)[None, :]
+        ds = np.sin(theta) * math.cos(a) - np.cos(theta) * math.sin(a)
+        dc = np.cos(theta) * math.cos(a) + np.sin(theta) * math.sin(a)
+        angular.append(np.exp(-(np.arctan2(ds, dc) ** 2) / (2 * theta_sigma**2)))
+    return np.stack(angular)[:, None] * np.stack(radial)[None, :]
 
 
-def _phase_congruency(img, bank):
-    """Kovesi phase congruency (PC_2 measure, noise threshold k=2) of an (H, W) float64 plane."""
-    import torch
+@functools.lru_cache(maxsize=4)
+def _pc_bank(h: int, w: int) -> tuple[np.ndarray, ...]:
+    """Per-size constants of phase congruency: the filter bank and its noise-model sums."""
+    from scipy import fft
 
-    eps = torch.finfo(img.dtype).eps
-    h, w = img.shape
-    eo = torch.fft.ifft2(torch.fft.fft2(img) * bank)  # (O, S, H, W) complex
-    even, odd = eo.real, eo.imag
-    amp = eo.abs()
-    sum_e, sum_o = even.sum(1, keepdim=True), odd.sum(1, keepdim=True)
-    norm = torch.sqrt(sum_e**2 + sum_o**2) + eps
-    mean_e, mean_o = sum_e / norm, sum_o / norm
-    energy = (even * mean_e + odd * mean_o - (even * mean_o - odd * mean_e).abs()).sum(1)
-    # Noise threshold from the smallest scale's median squared response (Rayleigh model).
+    bank = _log_gabor_bank(h, w)
     em_n = (bank[:, 0] ** 2).sum((-2, -1))
-    median_e2n = torch.median((amp[:, 0] ** 2).reshape(bank.shape[0], -1), dim=-1).values
-    noise_power = (-median_e2n / math.log(0.5)) / em_n
-    spatial = torch.fft.ifft2(bank).real * math.sqrt(h * w)
+    spatial = fft.ifft2(bank).real * math.sqrt(h * w)
     sum_an2 = (spatial**2).sum((1, 2, 3))
-    tail = torch.flip(torch.cumsum(torch.flip(spatial, (1,)), 1), (1,))  # sum over s' >= s
+    tail = np.cumsum(spatial[:, ::-1], axis=1)[:, ::-1]  # sum over scales s' >= s
     sum_ai_aj = (spatial[:, :-1] * tail[:, 1:]).sum((1, 2, 3))
-    tau = torch.sqrt((2 * noise_power * sum_an2 + 4 * noise_power * sum_ai_aj) / 2)
-    threshold = (tau * math.sqrt(math.pi / 2) + 2.0 * torch.sqrt((2 - math.pi / 2) * tau**2)) / 1.7
-    energy = torch.clamp(energy - threshold[:, None, None], min=0.0)
+    return bank, em_n, sum_an2, sum_ai_aj
+
+
+def _phase_congruency(img: np.ndarray) -> np.ndarray:
+    """Kovesi phase congruency (PC_2 measure, noise threshold k=2) of an (H, W) float64 plane."""
+    from scipy import fft
+
+    eps = np.finfo(np.float64).eps
+    bank, em_n, sum_an2, sum_ai_aj = _pc_bank(*img.shape)
+    eo = fft.ifft2(fft.fft2(img) * bank)  # (O, S, H, W) complex
+    even, odd = eo.real, eo.imag
+    amp = np.abs(eo)
+    sum_e, sum_o = even.sum(1, keepdims=True), odd.sum(1, keepdims=True)
+    norm = np.sqrt(sum_e**2 + sum_o**2) + eps
+    mean_e, mean_o = sum_e / norm, sum_o / norm
+    energy = (even * mean_e + odd * mean_o - np.abs(even * mean_o - odd * mean_e)).sum(1)
+    # Noise threshold from the smallest scale's median squared response (Rayleigh model);
+    # the lower middle value for an even count, as torch.median in piq.
+    e2 = (amp[:, 0] ** 2).reshape(bank.shape[0], -1)
+    k = (e2.shape[1] - 1) // 2
+    median_e2n = np.partition(e2, k, axis=1)[:, k]
+    noise_power = (-median_e2n / math.log(0.5)) / em_n
+    tau = np.sqrt((2 * noise_power * sum_an2 + 4 * noise_power * sum_ai_aj) / 2)
+    threshold = (tau * math.sqrt(math.pi / 2) + 2.0 * np.sqrt((2 - math.pi / 2) * tau**2)) / 1.7
+    energy = np.maximum(energy - threshold[:, None, None], 0.0)
     return (energy.sum(0) + eps) / (amp.sum((0, 1)) + eps)
 
 
-def _gradient_magnitude(img):
+def _gradient_magnitude(img: np.ndarray) -> np.ndarray:
     """Scharr gradient magnitude of an (H, W) plane, zero padding (piq ``gradient_map``)."""
-    import torch
-    import torch.nn.functional as F
+    import cv2
 
-    k = torch.tensor([[-3.0, 0.0, 3.0], [-10.0, 0.0, 10.0], [-3.0, 0.0, 3.0]], dtype=img.dtype) / 16
-    kernels = torch.stack([k, k.T])[:, None]
-    g = F.conv2d(img[None, None], kernels, padding=1)[0]
-    return torch.sqrt((g**2).sum(0))
+    k = np.array([[-3.0, 0.0, 3.0], [-10.0, 0.0, 10.0], [-3.0, 0.0, 3.0]]) / 16
+    gx = cv2.filter2D(img, cv2.CV_64F, k, borderType=cv2.BORDER_CONSTANT)
+    gy = cv2.filter2D(img, cv2.CV_64F, k.T, borderType=cv2.BORDER_CONSTANT)
+    return np.sqrt(gx**2 + gy**2)
 
 
-def _similarity(a, b, c: float):
+def _similarity(a: np.ndarray, b: np.ndarray, c: float) -> np.ndarray:
     return (2.0 * a * b + c) / (a**2 + b**2 + c)
+
+
+def _avg_pool(img: np.ndarray, f: int) -> np.ndarray:
+    """Non-overlapping f x f mean (torch ``avg_pool2d``: the ragged border is dropped)."""
+    if f == 1:
+        return img
+    h, w = img.shape[0] // f * f, img.shape[1] // f * f
+    return img[:h, :w].reshape(h // f, f, w // f, f, *img.shape[2:]).mean((1, 3))
 
 
 def fsim(pred: np.ndarray, gt: np.ndarray, *, channel: str = "y", crop: int = 0) -> float:
@@ -293,33 +292,27 @@ def fsim(pred: np.ndarray, gt: np.ndarray, *, channel: str = "y", crop: int = 0)
     YIQ chroma similarity (T3=T4=200, lambda=0.03). ``channel="y"`` runs on MATLAB Y. Written
     by hand following piq 0.8.0 (piq needs torchvision).
     """
-    import torch
-    import torch.nn.functional as F
-
     a, b = _planes(pred, gt, channel, crop)
-    if a.ndim == 2:
-        a, b = a[..., None], b[..., None]
-    x = torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))[None]
-    y = torch.from_numpy(np.ascontiguousarray(b.transpose(2, 0, 1)))[None]
-    f = max(1, round(min(x.shape[-2:]) / 256))
-    x, y = F.avg_pool2d(x, f)[0], F.avg_pool2d(y, f)[0]
+    f = max(1, round(min(a.shape[:2]) / 256))
+    x, y = _avg_pool(a, f), _avg_pool(b, f)
     if channel == "rgb":
-        yiq = torch.tensor(
-            [[0.299, 0.587, 0.114], [0.5959, -0.2746, -0.3213], [0.2115, -0.5227, 0.3112]],
-            dtype=torch.float64,
+        yiq = np.array(
+            [[0.299, 0.587, 0.114], [0.5959, -0.2746, -0.3213], [0.2115, -0.5227, 0.3112]]
         )
-        x, y = torch.einsum("ck,khw->chw", yiq, x), torch.einsum("ck,khw->chw", yiq, y)
-    bank = _log_gabor_bank(*x.shape[-2:])
-    pc_x, pc_y = _phase_congruency(x[0], bank), _phase_congruency(y[0], bank)
-    pc_max = torch.maximum(pc_x, pc_y)
+        x, y = x @ yiq.T, y @ yiq.T
+        lum_x, lum_y = np.ascontiguousarray(x[..., 0]), np.ascontiguousarray(y[..., 0])
+    else:
+        lum_x, lum_y = x, y
+    pc_x, pc_y = _phase_congruency(lum_x), _phase_congruency(lum_y)
+    pc_max = np.maximum(pc_x, pc_y)
     score = (
         _similarity(pc_x, pc_y, 0.85)
-        * _similarity(_gradient_magnitude(x[0]), _gradient_magnitude(y[0]), 160.0)
+        * _similarity(_gradient_magnitude(lum_x), _gradient_magnitude(lum_y), 160.0)
         * pc_max
     )
     if channel == "rgb":
-        chroma = _similarity(x[1], y[1], 200.0) * _similarity(x[2], y[2], 200.0)
-        score = score * chroma.abs() ** 0.03
+        chroma = _similarity(x[..., 1], y[..., 1], 200.0) * _similarity(x[..., 2], y[..., 2], 200.0)
+        score = score * np.abs(chroma) ** 0.03
     return float(score.sum() / pc_max.sum())
 
 

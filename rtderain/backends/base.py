@@ -2,6 +2,9 @@
 
 An engine runs a de-raining network on batches of frames. The pipeline does not know which
 engine runs: it pads frames to ``engine.multiple``, calls :meth:`Engine.infer`, crops back.
+
+A :class:`Backend` is the runtime behind an engine (check / build / load); the table of
+backends and the selection logic are in :mod:`rtderain.backends.registry`.
 """
 
 from __future__ import annotations

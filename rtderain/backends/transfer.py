@@ -26,10 +26,11 @@ class FrameTransfer:
         self._down: torch.Tensor | None = None
         self._stream = torch.cuda.Stream(self.device) if self.pinned else None
 
-    def _staging(self, current: torch.Tensor | None, shape: tuple[int, ...]) -> torch.Tensor:
-        if current is None or current.numel() < int(np.prod(shape)):
-            current = torch.empty(int(np.prod(shape)), dtype=torch.uint8, pin_memory=self.pinned)
-        return current[: int(np.prod(shape))].view(shape)
+    def _flat(self, current: torch.Tensor | None, size: int) -> torch.Tensor:
+        """A flat uint8 host buffer of at least ``size`` bytes (grown, never shrunk)."""
+        if current is None or current.numel() < size:
+            current = torch.empty(size, dtype=torch.uint8, pin_memory=self.pinned)
+        return current
 
     def upload(self, frames: np.ndarray) -> torch.Tensor:
         """(N, H, W, 3) uint8 RGB -> (N, 3, H, W) float32 in [-1, 1] on ``device``."""
@@ -39,8 +40,8 @@ class FrameTransfer:
             )
         if self._stream is not None:
             self._stream.synchronize()  # the previous upload has left the staging buffer
-        staging = self._staging(self._up, frames.shape)
-        self._up = staging
+        self._up = self._flat(self._up, frames.size)
+        staging = self._up[: frames.size].view(frames.shape)
         staging.numpy()[...] = frames
         if self._stream is None:
             x = staging
@@ -55,8 +56,8 @@ class FrameTransfer:
         """(N, 3, H, W) float in [-1, 1] on ``device`` -> (N, H, W, 3) uint8 RGB (a copy)."""
         y = ((x.float() + 1.0) * 127.5).round_().clamp_(0, 255).to(torch.uint8)
         y = y.permute(0, 2, 3, 1).contiguous()
-        staging = self._staging(self._down, tuple(y.shape))
-        self._down = staging
+        self._down = self._flat(self._down, y.numel())
+        staging = self._down[: y.numel()].view(tuple(y.shape))
         staging.copy_(y, non_blocking=self.pinned)
         if self.pinned:
             torch.cuda.current_stream(self.device).synchronize()

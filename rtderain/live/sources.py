@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 
 NETWORK_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "srt", "tcp", "rtp")
 DEFAULT_TIME_BASE = Fraction(1, 90000)
+DISCONTINUITY = 5.0  # seconds off the source clock that mean a timestamp jump, not lateness
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,8 @@ class SourceOptions:
             value removes a default.
         open_timeout: seconds to wait for a connection.
         stall_timeout: seconds without data before a network stream counts as lost.
+        late_threshold: seconds behind the source's own clock after which a decoded frame
+            is dropped before conversion (paced sources only; see ``SourceReader._pump``).
         reconnect_delay: first reconnect delay in seconds (doubles each failed attempt).
         reconnect_max_delay: cap of the reconnect delay.
         max_reconnects: give up after this many failed attempts in a row (None: never).
@@ -85,6 +89,7 @@ class SourceOptions:
     input_options: dict[str, str] = field(default_factory=dict)
     open_timeout: float = 10.0
     stall_timeout: float = 5.0
+    late_threshold: float = 0.25
     reconnect_delay: float = 0.5
     reconnect_max_delay: float = 8.0
     max_reconnects: int | None = None
@@ -146,14 +151,15 @@ def input_options_for(source: str, kind: str, options: SourceOptions) -> dict[st
     return opts
 
 
-Captured = tuple[np.ndarray, "int | None", "Fraction | None", ColourInfo]
+# (decoded frame, pts or None, time_base or None, colour); to_rgb() converts the frame.
+Captured = tuple[Any, "int | None", "Fraction | None", ColourInfo]
 
 
 class _AVCapture:
-    """Frames from anything FFmpeg opens: (rgb, pts or None, time_base or None, colour).
+    """Frames from anything FFmpeg opens.
 
     RGB is 8-bit whatever the source depth (the live path is 8-bit), converted with the
-    source's own matrix and range.
+    source's own matrix and range, only for frames that are not dropped as late.
     """
 
     def __init__(self, source: str, kind: str, options: SourceOptions) -> None:
@@ -176,7 +182,11 @@ class _AVCapture:
         for frame in self.container.decode(self.stream):
             if colour is None:
                 colour = dataclasses.replace(ColourInfo.from_frame(frame), bit_depth=8)
-            yield frame_to_rgb(frame, colour), frame.pts, frame.time_base, colour
+            yield frame, frame.pts, frame.time_base, colour
+
+    @staticmethod
+    def to_rgb(frame: av.VideoFrame, colour: ColourInfo) -> np.ndarray:
+        return frame_to_rgb(frame, colour)
 
     def close(self) -> None:
         self.container.close()
@@ -207,7 +217,11 @@ class _CVCapture:
             ok, bgr = self.cap.read()
             if not ok:
                 raise OSError("webcam returned no frame")
-            yield np.ascontiguousarray(bgr[:, :, ::-1]), None, None, colour
+            yield bgr, None, None, colour
+
+    @staticmethod
+    def to_rgb(bgr: np.ndarray, colour: ColourInfo) -> np.ndarray:
+        return np.ascontiguousarray(bgr[:, :, ::-1])
 
     def close(self) -> None:
         self.cap.release()
@@ -379,24 +393,42 @@ class SourceReader(threading.Thread):
                     log.warning("reconnect attempt %d failed: %s", failures, exc)
 
     def _pump(self, capture: _AVCapture | _CVCapture) -> tuple[int, str]:
-        """Decode until the stream ends or fails; returns (frames delivered, reason)."""
+        """Decode until the stream ends or fails; returns (frames delivered, reason).
+
+        Sources with timestamps that run at their own pace (network streams, ``--realtime``
+        files) get a capture time on the source's clock: ``wall0 + (pts - pts0) * tb``,
+        anchored so no frame is captured "in the future" (an early frame moves the anchor).
+        A frame already ``late_threshold`` behind that clock when decoded is dropped
+        before RGB conversion (counted as stale): the decoder catches up instead of
+        falling further behind. Realtime files wait until each frame is due.
+        """
         delivered = 0
         wall0: float | None = None
-        pts0: int | None = None
+        pts0 = 0
+        paced_kind = self.kind == "network" or (self.kind == "file" and self.options.realtime)
         try:
-            for rgb, pts, tb, colour in capture.frames():
+            for raw, pts, tb, colour in capture.frames():
                 if self.stop_event.is_set():
                     return delivered, "stopped"
                 t = time.monotonic()
-                if self.options.realtime and self.kind == "file" and pts is not None and tb:
+                if paced_kind and pts is not None and tb:
                     if wall0 is None:
                         wall0, pts0 = t, pts
                     due = wall0 + float((pts - pts0) * tb)
-                    if due > t and self.stop_event.wait(due - t):
-                        return delivered, "stopped"
+                    if due > t and self.kind == "file":
+                        if self.stop_event.wait(due - t):
+                            return delivered, "stopped"
+                    elif due > t or t - due > DISCONTINUITY:
+                        wall0, due = t - float((pts - pts0) * tb), t  # re-anchor
+                    self.stats.on_capture(due)
+                    if time.monotonic() - due > self.options.late_threshold:
+                        self.stats.on_stale()
+                        continue
                     t = due
+                else:
+                    self.stats.on_capture(t)
                 frame = LiveFrame(
-                    rgb=rgb,
+                    rgb=capture.to_rgb(raw, colour),
                     pts=self._stamper.stamp(pts, tb, t),
                     time_base=self._stamper.time_base or DEFAULT_TIME_BASE,
                     t_capture=t,
@@ -406,7 +438,6 @@ class SourceReader(threading.Thread):
                 )
                 self._index += 1
                 delivered += 1
-                self.stats.on_capture(t)
                 while not self.queue.put(frame, timeout=0.2):
                     if self.stop_event.is_set() or self.queue.closed:
                         return delivered, "stopped"
@@ -415,4 +446,3 @@ class SourceReader(threading.Thread):
             return delivered, f"{type(exc).__name__}: {exc.strerror or exc}"
         except OSError as exc:
             return delivered, f"{type(exc).__name__}: {exc}"
-

@@ -6,6 +6,7 @@ sources, full 16-bit scale). Model tensors are ``(N, 3, H, W)`` float32 in [-1, 
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -18,27 +19,42 @@ def _peak(dtype: np.dtype | torch.dtype) -> float:
 def to_tensor(frames: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
     """``(N, H, W, 3)`` uint8/uint16 RGB -> ``(N, 3, H, W)`` float32 in [-1, 1] on ``device``.
 
-    The integer frames are moved first and normalised on the device (small transfers).
     The result is a channels-last view (no transpose copy), which convolutions prefer.
+    On the CPU one OpenCV pass converts and scales; elsewhere the integer frames are moved
+    first and normalised on the device (small transfers).
     """
+    device = torch.device(device)
+    frames = np.ascontiguousarray(frames)
+    n, h, w, _ = frames.shape
     peak = _peak(frames.dtype)
+    if device.type == "cpu":
+        flat = frames.reshape(n * h, w * 3)
+        x = torch.from_numpy(cv2.addWeighted(flat, 2.0 / peak, flat, 0.0, -1.0, dtype=cv2.CV_32F))
+        return x.view(n, h, w, 3).permute(0, 3, 1, 2)
     if frames.dtype == np.uint16:
         frames = frames.astype(np.int32)  # torch has limited uint16 support
-    x = torch.from_numpy(np.ascontiguousarray(frames)).to(device, non_blocking=True)
+    x = torch.from_numpy(frames).to(device, non_blocking=True)
     return x.permute(0, 3, 1, 2).to(torch.float32).mul_(2.0 / peak).sub_(1.0)
 
 
 def from_tensor(x: torch.Tensor, dtype: np.dtype | type = np.uint8) -> np.ndarray:
     """``(N, 3, H, W)`` float in [-1, 1] -> ``(N, H, W, 3)`` ``dtype`` RGB, rounded and clipped.
 
-    Quantised on the tensor's device (small transfers back); ``floor(v + 0.5)`` rounding.
+    Values must lie in [-1, 1] (every engine's contract); quantisation is one OpenCV pass
+    on the CPU, and happens on the tensor's device elsewhere (small transfers back).
     """
     peak = _peak(np.dtype(dtype))
-    y = x.float().mul(peak / 2.0).add_(peak / 2.0 + 0.5).clamp_(0.0, peak)
-    y = y.permute(0, 2, 3, 1)
+    n, _, h, w = x.shape
+    if x.device.type != "cpu":
+        y = x.float().mul(peak / 2.0).add_(peak / 2.0 + 0.5).clamp_(0.0, peak)
+        y = y.permute(0, 2, 3, 1).to(torch.int32 if dtype == np.uint16 else torch.uint8).cpu()
+        return np.ascontiguousarray(y.numpy().astype(dtype, copy=False))
+    nhwc = x.float().permute(0, 2, 3, 1).contiguous().numpy().reshape(n * h, w * 3)
     if dtype == np.uint16:
-        return y.to(torch.int32).cpu().numpy().astype(np.uint16)
-    return np.ascontiguousarray(y.to(torch.uint8).cpu().numpy())
+        out = np.clip(nhwc * (peak / 2.0) + (peak / 2.0 + 0.5), 0.0, peak).astype(np.uint16)
+    else:  # saturating, rounding; |.| is a no-op for in-range values
+        out = cv2.convertScaleAbs(nhwc, alpha=peak / 2.0, beta=peak / 2.0)
+    return out.reshape(n, h, w, 3)
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:

@@ -138,14 +138,15 @@ class ClipDataset(Dataset):
         """float32 (H, W, 3) in [0, 255]: the clip's temporal pseudo ground truth."""
         if k in self._pseudo:
             return self._pseudo[k]
-        arr = self.clip_frames(k).astype(np.float32)
+        arr = self.clip_frames(k)
         if self.pseudo_gt == "mean":
-            p = arr.mean(axis=0)
-        elif self.pseudo_gt == "median":
-            p = np.median(arr, axis=0)
-        else:
-            p = np.quantile(arr, self.quantile, axis=0)
-        p = p.astype(np.float32)
+            p = arr.astype(np.float32).mean(axis=0)
+        else:  # linear-interpolated order statistic (numpy's default quantile method)
+            q = 0.5 if self.pseudo_gt == "median" else self.quantile
+            s = np.sort(arr, axis=0)
+            pos = q * (len(s) - 1)
+            lo, hi = int(np.floor(pos)), int(np.ceil(pos))
+            p = s[lo].astype(np.float32) * (1 - (pos - lo)) + s[hi].astype(np.float32) * (pos - lo)
         if self.cache:
             self._pseudo[k] = p
         return p

@@ -64,3 +64,14 @@ def update_memory(memory: RainMemory, q: torch.Tensor) -> None:
         dist.all_reduce(num)
         dist.all_reduce(den)
     memory.items.copy_(F.normalize(items + num / den[:, None], dim=1).to(memory.items.dtype))
+
+
+@torch.no_grad()
+def rank_spread(t: torch.Tensor) -> float:
+    """Largest element-wise difference of ``t`` between ranks (0.0 in one process)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return 0.0
+    hi, lo = t.detach().clone().float(), t.detach().clone().float()
+    dist.all_reduce(hi, op=dist.ReduceOp.MAX)
+    dist.all_reduce(lo, op=dist.ReduceOp.MIN)
+    return float((hi - lo).abs().max())

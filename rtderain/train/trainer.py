@@ -263,10 +263,12 @@ class Trainer:
                 return self.out
         self._validate_and_keep(losses)
         self.save_last(losses)
+        spread = D.rank_spread(self.model.memory.items)
         if self.rank == 0:
-            save_checkpoint(self.model, self.out / "final.pt", self._meta(losses))
+            meta = {**self._meta(losses), "memory_rank_spread": spread}
+            save_checkpoint(self.model, self.out / "final.pt", meta)
             if not (self.out / "best.pt").is_file():
-                save_checkpoint(self.model, self.out / "best.pt", self._meta(losses))
+                save_checkpoint(self.model, self.out / "best.pt", meta)
         return self.out
 
     def _stop_everywhere(self) -> bool:

@@ -62,3 +62,9 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     """PSNR in dB of two tensors on the [-1, 1] scale (peak-to-peak 2)."""
     mse = torch.mean((a.double() - b.double()) ** 2).item()
     return float("inf") if mse == 0 else 10 * np.log10(4.0 / mse)
+
+
+@pytest.fixture(autouse=True)
+def _private_engine_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch) -> None:
+    """Engines built by these tests never land in the repository's ``engines/``."""
+    monkeypatch.setenv("RTDERAIN_ENGINES", str(tmp_path_factory.getbasetemp() / "engines-env"))

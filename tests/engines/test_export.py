@@ -44,7 +44,9 @@ def test_onnx_export_matches_eager(model, tmp_path):
     assert np.abs(got - expected).max() <= 1e-4
 
 
-@pytest.mark.parametrize("shape", [(1, 3, HEIGHT + 4, WIDTH), (1, 1, HEIGHT, WIDTH), (0, 3, 96, 96)])
+@pytest.mark.parametrize(
+    "shape", [(1, 3, HEIGHT + 4, WIDTH), (1, 1, HEIGHT, WIDTH), (0, 3, 96, 96)]
+)
 def test_bad_export_shape_is_a_clear_error(model, shape):
     with pytest.raises(RTDerainError, match="multiples of"):
         check_shape(model, shape)

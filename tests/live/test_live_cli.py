@@ -23,30 +23,47 @@ def _cmd(*args: str) -> list[str]:
 
 
 def _env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    return {**env, "PYTHONPATH": str(ROOT)}
 
 
-def test_stream_help_lists_every_sink():
-    res = subprocess.run(_cmd("--help"), capture_output=True, text=True, env=_env(), timeout=60)
-    assert res.returncode == 0, res.stderr
+def _main(args, monkeypatch, capsys) -> tuple[int, str, str]:
+    """Run the console entry point in-process; returns (exit code, stdout, stderr)."""
+    from rtderain.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["rtderain", "stream", *args])
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    with pytest.raises(SystemExit) as exc:
+        main()
+        raise SystemExit(0)
+    out = capsys.readouterr()
+    return exc.value.code or 0, out.out, out.err
+
+
+def test_stream_help_lists_every_sink(monkeypatch, capsys):
+    code, out, err = _main(["--help"], monkeypatch, capsys)
+    assert code == 0, err
     for option in ("--show", "--side-by-side", "--record", "--stream-out", "--serve",
                    "--realtime", "--max-latency", "--input-option", "--reconnect-delay",
                    "--stall-timeout", "--model"):
-        assert option in res.stdout
+        assert option in out
 
 
 @pytest.mark.parametrize(("args", "message"), [
     (("missing.mp4",), "source not found: missing.mp4"),
     (("ftp2://x",), "unsupported source URL scheme"),
     (("rtsp://127.0.0.1:9/none", "--open-timeout", "2"), "cannot open rtsp://127.0.0.1:9/none"),
-    (("0", "--show", "--side-by-side", "--serve", "bad"), "--serve wants HOST:PORT"),
+    (("0", "--serve", "bad"), "--serve wants HOST:PORT"),
+    (("0", "--show"), "--show needs a display"),
+    (("0", "--side-by-side"), "--side-by-side goes with --show"),
 ])
-def test_bad_input_is_one_line(tmp_path, args, message):
-    res = subprocess.run(_cmd(*args), capture_output=True, text=True, env=_env(), timeout=60,
-                         cwd=tmp_path)
-    assert res.returncode == 1
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and message in lines[0], res.stderr
+def test_bad_input_is_one_line(tmp_path, monkeypatch, capsys, args, message):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = _main(args, monkeypatch, capsys)
+    assert code == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], err
 
 
 def test_ctrl_c_closes_the_recording(rainy_clip, tmp_path):

@@ -1,0 +1,180 @@
+"""Quality reports: terminal/markdown table, JSON, CSV, per-frame plot and picture grid.
+
+Shared by ``rtderain eval`` and ``rtderain bench quality``. Inputs are lists of
+:class:`rtderain.evaluate.SequenceResult`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from rtderain.errors import RTDerainError
+
+if TYPE_CHECKING:
+    from rtderain.evaluate import SequenceResult
+
+COLUMNS = (
+    ("psnr", "PSNR", "{:.2f}"),
+    ("ssim", "SSIM", "{:.4f}"),
+    ("vif", "VIF", "{:.4f}"),
+    ("fsim", "FSIM", "{:.4f}"),
+)
+
+
+def _fmt(value: float | None, pattern: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if math.isinf(value):
+        return "inf"
+    return pattern.format(value)
+
+
+def table(
+    results: Sequence[SequenceResult], *, timing: bool = True, group: str = "sequence"
+) -> str:
+    """A markdown table, one row per (method, sequence); ``group`` names the sequence column."""
+    metrics = [c for c in COLUMNS if results and c[0] in results[0].means()]
+    head = ["method", group, "frames", *[c[1] for c in metrics]]
+    if timing:
+        head += ["s/frame", "fps"]
+    rows = [head, ["---"] * len(head)]
+    for r in results:
+        means = r.means()
+        row = [r.method, r.sequence, str(len(r.per_frame))]
+        row += [_fmt(means.get(k), p) for k, _, p in metrics]
+        if timing:
+            spf = r.seconds_per_frame()
+            row += [_fmt(spf, "{:.3f}"), _fmt(1 / spf if spf else None, "{:.2f}")]
+        rows.append(row)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+    lines = []
+    for row in rows:
+        cells = [
+            c.ljust(w) if row[1] != "---" else "-" * w for c, w in zip(row, widths, strict=True)
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _out_path(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise RTDerainError(f"output folder does not exist: {path.parent}")
+    return path
+
+
+def write_json(
+    path: str | Path,
+    results: Sequence[SequenceResult],
+    convention: dict,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """Per-sequence means (keys psnr, ssim, vif, fsim), per-frame values and the convention.
+
+    Identical frames give PSNR ``Infinity`` (Python's JSON extension)."""
+    doc: dict[str, Any] = {"convention": convention, **(extra or {})}
+    doc["results"] = [r.to_dict(per_frame=True) for r in results]
+    _atomic_write_text(_out_path(path), json.dumps(doc, indent=1) + "\n")
+
+
+def write_csv(path: str | Path, results: Sequence[SequenceResult]) -> None:
+    """One row per frame plus one ``mean`` row per (method, sequence)."""
+    keys = [k for k, _, _ in COLUMNS if results and k in results[0].means()]
+    path = _out_path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["method", "sequence", "frame", *keys])
+            for r in results:
+                for f in r.per_frame:
+                    w.writerow([r.method, r.sequence, f["index"], *[f[k] for k in keys]])
+                means = r.means()
+                w.writerow([r.method, r.sequence, "mean", *[means[k] for k in keys]])
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_plot(path: str | Path, results: Sequence[SequenceResult]) -> None:
+    """PNG: per-frame PSNR (top) and SSIM (bottom), one line per (method, sequence)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = _out_path(path)
+    keys = [k for k in ("psnr", "ssim") if results and k in results[0].means()]
+    if not keys:
+        raise RTDerainError("--plot needs psnr or ssim among the metrics")
+    fig, axes = plt.subplots(len(keys), 1, figsize=(9, 3.2 * len(keys)), squeeze=False)
+    several = len({r.sequence for r in results}) > 1
+    for ax, key in zip(axes[:, 0], keys, strict=True):
+        for r in results:
+            x = [f["index"] for f in r.per_frame]
+            y = [min(f[key], 100.0) for f in r.per_frame]  # inf PSNR drawn at 100 dB
+            ax.plot(x, y, label=f"{r.method} / {r.sequence}" if several else r.method, lw=1.2)
+        ax.set_ylabel(key.upper() + (" (dB)" if key == "psnr" else ""))
+        ax.grid(alpha=0.3)
+    axes[-1, 0].set_xlabel("frame")
+    axes[0, 0].legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=110)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    finally:
+        plt.close(fig)
+
+
+def picture_grid(
+    path: str | Path, results: Sequence[SequenceResult], *, tile_width: int = 320
+) -> None:
+    """PNG grid for one frame: input | each method | ground truth, each tile labelled."""
+    import cv2
+
+    from rtderain.media.images import write_image
+
+    samples = [r for r in results if r.sample is not None]
+    if not samples:
+        raise RTDerainError("no sample frames kept for the picture grid")
+    rainy, _, gt = samples[0].sample
+    tiles = [("input", rainy)] + [(r.method, r.sample[1]) for r in samples] + [("ground truth", gt)]
+    h, w = rainy.shape[:2]
+    th = max(1, round(h * tile_width / w))
+    out = []
+    for label, img in tiles:
+        tile = cv2.resize(np.ascontiguousarray(img), (tile_width, th), interpolation=cv2.INTER_AREA)
+        bar = np.full((22, tile_width, 3), 255, np.uint8)
+        cv2.putText(bar, label, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+        out.append(np.vstack([bar, tile]))
+    cols = min(4, len(out))
+    while len(out) % cols:
+        out.append(np.full_like(out[0], 255))
+    rows = [np.hstack(out[i : i + cols]) for i in range(0, len(out), cols)]
+    write_image(_out_path(path), np.vstack(rows))

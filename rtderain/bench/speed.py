@@ -1,0 +1,264 @@
+"""``rtderain bench speed``: model-only ms/frame and end-to-end fps per engine.
+
+For every backend x precision x model x resolution it measures
+
+* **model only**: median wall time of ``engine.infer`` on a padded (N, 3, H, W) batch,
+  divided by N, after warm-up (the engine build/load is not timed);
+* **end to end**: :func:`rtderain.pipeline.derain_video` on a real H.264 file it generates
+  (decode -> batched inference -> H.264 encode, every frame, audio-free), in frames/s.
+
+Combinations a backend cannot run here (e.g. bf16 on a CPU without native bf16) are listed
+with the reason instead of being measured through a fallback.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import platform
+import statistics
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import click
+import numpy as np
+import torch
+
+from rtderain.backends.cli import parse_size
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SIZES = "640x360,1280x720,1920x1080"
+
+
+@dataclass
+class Row:
+    """One measured (or skipped) combination."""
+
+    model: str
+    backend: str
+    precision: str
+    size: str
+    batch: int
+    model_ms: float | None = None
+    cpu_ms: float | None = None
+    e2e_fps: float | None = None
+    note: str = ""
+
+
+def machine_info() -> dict[str, str]:
+    """CPU/GPU, cores and runtime versions, for the table caption."""
+    from rtderain.backends.cache import device_name
+
+    info = {
+        "cpu": device_name("cpu"),
+        "cores": str(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                     else os.cpu_count()),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_threads": str(torch.get_num_threads()),
+        "load_avg_1m_at_start": f"{os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else "?",
+    }
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    for module in ("onnxruntime", "openvino", "torch_tensorrt", "av"):
+        try:
+            info[module] = __import__(module).__version__
+        except ImportError:
+            info[module] = "not installed"
+    return info
+
+
+def make_clip(path: Path, width: int, height: int, frames: int, fps: int = 30) -> Path:
+    """Write an H.264 (yuv420p) clip of moving textured content, ``frames`` long."""
+    import av
+
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 256, (height // 8 + 1, width // 8 + 1, 3), dtype=np.uint8)
+    base = np.kron(base, np.ones((8, 8, 1), dtype=np.uint8))[:height, :width]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.time_base = Fraction(1, fps)
+        stream.options = {"preset": "ultrafast", "crf": "18"}
+        for i in range(frames):
+            rgb = np.roll(base, shift=(i * 3, i * 5), axis=(0, 1))
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, fps)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path
+
+
+def time_model(engine, model, height: int, width: int, batch: int, iters: int, warmup: int,
+               budget_s: float) -> tuple[float, float]:
+    """(median wall ms, mean process CPU ms) per frame of ``engine.infer`` on a padded batch.
+
+    The build is not timed. CPU time sums every thread of this process: on a CPU shared
+    with other jobs it shows the work done, which wall time alone hides.
+
+    At least one warm-up call; warm-up stops early after half of ``budget_s``, timing after
+    ``budget_s`` (slow combinations get fewer, never zero, timed calls).
+    """
+    m = model.multiple
+    h, w = -(-height // m) * m, -(-width // m) * m
+    x = (torch.rand(batch, 3, h, w) * 2 - 1).to(engine.device)
+
+    def call() -> float:
+        start = time.perf_counter()
+        engine.infer(x)
+        if engine.device.type == "cuda":
+            torch.cuda.synchronize(engine.device)
+        return time.perf_counter() - start
+
+    spent = 0.0
+    for _ in range(max(1, warmup)):
+        spent += call()
+        if spent > budget_s / 2:
+            break
+    times: list[float] = []
+    cpu_start = time.process_time()
+    while len(times) < iters and (not times or sum(times) < budget_s):
+        times.append(call())
+    cpu = time.process_time() - cpu_start
+    return 1000.0 * statistics.median(times) / batch, 1000.0 * cpu / len(times) / batch
+
+
+def measure(row: Row, args: dict, clips: dict[str, Path], workdir: Path) -> Row:
+    """Fill ``row`` with its measurements (or a note saying why it was skipped)."""
+    from rtderain.backends import BackendUnavailable, create_engine, get_backend, resolve_device
+    from rtderain.models.checkpoint import load_model
+
+    try:
+        get_backend(row.backend).check(resolve_device(args["device"]), row.precision)
+    except BackendUnavailable as exc:
+        row.note = f"unavailable: {exc}"
+        return row
+    model = load_model(row.model)
+    height, width = parse_size(row.size)
+    settings = None
+    if row.backend == "torch" and args["torch_compile"]:
+        from rtderain.backends.torch_backend import TorchSettings
+
+        settings = {"torch": TorchSettings(compile=True)}
+        row.note = "torch.compile"
+    engine = create_engine(model, row.backend, args["device"], row.precision,
+                           size=(height, width), batch=row.batch,
+                           engines_dir=args["engines_dir"], settings=settings)
+    if engine.name != row.backend:
+        row.note = f"failed, fell back to {engine.selection}"
+        return row
+    row.model_ms, row.cpu_ms = time_model(engine, model, height, width, row.batch, args["iters"],
+                              args["warmup"], args["budget"])
+    if args["e2e_frames"] > 0:
+        from rtderain.pipeline import PipelineOptions, derain_video
+
+        # As many frames as fit in about 2x the budget at the model-only speed (>= 8).
+        frames = int(min(args["e2e_frames"], max(8, 2000 * args["budget"] / row.model_ms)))
+        clip_key = f"{row.size}_{frames}"
+        if clip_key not in clips:
+            clips[clip_key] = make_clip(workdir / f"in_{clip_key}.mp4", width, height, frames)
+        out = workdir / f"out_{row.model}_{row.backend}_{row.precision}_{row.size}.mp4"
+        summary = derain_video(clips[clip_key], out, engine,
+                               PipelineOptions(batch=row.batch))
+        row.e2e_fps = summary.fps
+        out.unlink(missing_ok=True)
+    return row
+
+
+def markdown(rows: list[Row], info: dict[str, str], command: str) -> str:
+    """The results as a markdown table with the machine in the caption."""
+    lines = [
+        f"Command: `{command}`",
+        "",
+        "Machine: " + ", ".join(f"{k} {v}" for k, v in info.items()),
+        "",
+        "| model | backend | precision | size | batch | model ms/frame | model fps "
+        "| CPU ms/frame | end-to-end fps | note |",
+        "|---|---|---|---|---|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        ms = f"{r.model_ms:.1f}" if r.model_ms is not None else "-"
+        fps = f"{1000 / r.model_ms:.1f}" if r.model_ms else "-"
+        cpu = f"{r.cpu_ms:.1f}" if r.cpu_ms is not None else "-"
+        e2e = f"{r.e2e_fps:.1f}" if r.e2e_fps is not None else "-"
+        lines.append(f"| {r.model} | {r.backend} | {r.precision} | {r.size} | {r.batch} "
+                     f"| {ms} | {fps} | {cpu} | {e2e} | {r.note} |")
+    return "\n".join(lines) + "\n"
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+@click.command()
+@click.option("--backends", default="torch,onnxruntime,openvino", show_default=True,
+              help="Comma-separated backends.")
+@click.option("--precisions", default="fp32,bf16", show_default=True,
+              help="Comma-separated precisions (combinations a backend lacks are listed).")
+@click.option("--models", default="mgid-rt,mgid", show_default=True,
+              help="Comma-separated model names.")
+@click.option("--sizes", default=DEFAULT_SIZES, show_default=True,
+              help="Comma-separated WxH frame sizes.")
+@click.option("--batch", default=1, show_default=True, type=click.IntRange(1))
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--iters", default=10, show_default=True, type=click.IntRange(1),
+              help="Timed model-only calls (fewer if --budget runs out).")
+@click.option("--warmup", default=2, show_default=True, type=click.IntRange(0))
+@click.option("--budget", default=20.0, show_default=True,
+              help="Seconds of timed model-only calls per combination (about twice that "
+                   "end to end).")
+@click.option("--e2e-frames", default=60, show_default=True, type=click.IntRange(0),
+              help="Frames of the generated H.264 clip for end-to-end fps, at most (fewer "
+                   "for slow combinations, at least 8; 0: skip).")
+@click.option("--engines-dir", type=click.Path(file_okay=False), default=None,
+              help="Engine cache folder (default: $RTDERAIN_ENGINES or <repo>/engines).")
+@click.option("--torch-compile", is_flag=True,
+              help="Run the torch rows with torch.compile (compiles during warm-up).")
+@click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md",
+              show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Also write the result to this file.")
+def speed(backends: str, precisions: str, models: str, sizes: str, batch: int, device: str,
+          iters: int, warmup: int, budget: float, e2e_frames: int, engines_dir: str | None,
+          torch_compile: bool, fmt: str, output: str | None) -> None:
+    """Engine speed: model-only ms/frame and end-to-end fps per combination.
+
+    \b
+    Examples:
+      rtderain bench speed
+      rtderain bench speed --models mgid --sizes 1000x1000 --e2e-frames 0
+      rtderain bench speed --backends openvino --sizes 640x360 --format json -o speed.json
+    """
+    for text in _split(sizes):
+        parse_size(text)  # fail early on a bad size
+    args = {"device": device, "iters": iters, "warmup": warmup, "budget": budget,
+            "e2e_frames": e2e_frames, "engines_dir": engines_dir,
+            "torch_compile": torch_compile}
+    info = machine_info()
+    rows: list[Row] = []
+    clips: dict[str, Path] = {}
+    with tempfile.TemporaryDirectory(prefix="rtderain-speed-") as tmp:
+        combos = itertools.product(_split(models), _split(sizes), _split(backends),
+                                   _split(precisions))
+        for model, size, backend, precision in combos:
+            row = measure(Row(model, backend, precision, size, batch), args, clips, Path(tmp))
+            click.echo(f"  {model} {backend} {precision} {size}: {row.model_ms or 0:.1f} "
+                       f"ms/frame ({row.cpu_ms or 0:.0f} CPU ms), {row.e2e_fps or 0:.1f} fps "
+                       f"end to end {row.note}", err=True)
+            rows.append(row)
+    command = (f"rtderain bench speed --backends {backends} --precisions {precisions} "
+               f"--models {models} --sizes {sizes} --batch {batch} --device {device} "
+               f"--e2e-frames {e2e_frames}" + (" --torch-compile" if torch_compile else ""))
+    if fmt == "json":
+        text = json.dumps({"machine": info, "rows": [asdict(r) for r in rows]}, indent=2) + "\n"
+    else:
+        text = markdown(rows, info, command)
+    click.echo(text, nl=False)
+    if output:
+        Path(output).write_text(text)

@@ -1,0 +1,42 @@
+"""``rtderain build``: prebuilds into the cache, reuses on the second run, clear errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from rtderain.backends.cli import build, parse_size
+from rtderain.errors import RTDerainError
+
+
+def test_parse_size():
+    assert parse_size("1280x720") == (720, 1280)
+    for bad in ("1280", "x720", "0x10", "12.5x7"):
+        with pytest.raises(RTDerainError, match="WIDTHxHEIGHT"):
+            parse_size(bad)
+
+
+def test_build_writes_artifact_and_sidecar_then_reuses(tmp_path):
+    pytest.importorskip("onnxruntime")
+    args = ["--engine", "onnxruntime", "--size", "40x30", "--batch", "2", "--model", "mgid-rt",
+            "--device", "cpu", "--precision", "fp32", "--engines-dir", str(tmp_path)]
+    result = CliRunner().invoke(build, args)
+    assert result.exit_code == 0, result.output
+    assert "40x30: onnxruntime fp32 on cpu" in result.output
+    (artifact,) = tmp_path.glob("*.onnx")
+    assert "_b2_48x32_" in artifact.name  # padded up to the model's multiple (16)
+    meta = json.loads(artifact.with_suffix(".json").read_text())
+    assert meta["key"]["model"] == "mgid-rt" and meta["key"]["batch"] == 2
+    mtime = artifact.stat().st_mtime_ns
+    again = CliRunner().invoke(build, args)
+    assert again.exit_code == 0, again.output
+    assert artifact.stat().st_mtime_ns == mtime  # reused, not rebuilt
+
+
+def test_build_torch_says_nothing_to_build(tmp_path):
+    result = CliRunner().invoke(build, ["--engine", "torch", "--size", "32x32", "--device", "cpu",
+                                        "--engines-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "nothing to build" in result.output

@@ -1,0 +1,50 @@
+"""``rtderain bench speed`` on tiny sizes: every row measured or explained, both formats."""
+
+from __future__ import annotations
+
+import json
+
+import av
+import pytest
+from click.testing import CliRunner
+
+from rtderain.bench.speed import make_clip, speed
+
+
+def test_make_clip_is_real_h264_with_every_frame(tmp_path):
+    path = make_clip(tmp_path / "c.mp4", 96, 64, 7)
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "h264"
+        frames = list(container.decode(stream))
+    assert len(frames) == 7 and (frames[0].width, frames[0].height) == (96, 64)
+
+
+def test_speed_json_rows(tmp_path):
+    pytest.importorskip("rtderain.pipeline")
+    args = ["--backends", "torch,onnxruntime", "--precisions", "fp32,fp16", "--models",
+            "mgid-rt", "--sizes", "64x48", "--iters", "2", "--warmup", "0",
+            "--e2e-frames", "4", "--engines-dir", str(tmp_path / "eng"), "--format", "json",
+            "-o", str(tmp_path / "speed.json")]
+    result = CliRunner().invoke(speed, args)
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "speed.json").read_text())
+    assert data["machine"]["torch"] and data["machine"]["cpu"]
+    rows = {(r["backend"], r["precision"]): r for r in data["rows"]}
+    assert set(rows) == {("torch", "fp32"), ("torch", "fp16"), ("onnxruntime", "fp32"),
+                         ("onnxruntime", "fp16")}
+    for key in [("torch", "fp32"), ("onnxruntime", "fp32")]:
+        assert rows[key]["model_ms"] > 0 and rows[key]["e2e_fps"] > 0, rows[key]
+    # fp16 is CUDA-only for both: listed with the reason, not measured through a fallback.
+    for key in [("torch", "fp16"), ("onnxruntime", "fp16")]:
+        assert rows[key]["model_ms"] is None and rows[key]["note"].startswith("unavailable:")
+
+
+def test_speed_markdown_table(tmp_path):
+    args = ["--backends", "torch", "--precisions", "fp32", "--models", "mgid-rt",
+            "--sizes", "32x32", "--iters", "1", "--e2e-frames", "0",
+            "--engines-dir", str(tmp_path)]
+    result = CliRunner().invoke(speed, args)
+    assert result.exit_code == 0, result.output
+    assert "| mgid-rt | torch | fp32 | 32x32 | 1 |" in result.output
+    assert "Machine: cpu" in result.output and "Command: `rtderain bench speed" in result.output
