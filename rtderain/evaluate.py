@@ -68,7 +68,8 @@ class SequenceResult:
     sequence: str
     method: str
     per_frame: list[dict[str, float]] = field(default_factory=list)
-    seconds: float | None = None  # method run time (inline runs only)
+    seconds: float | None = None  # method wall time (inline runs only)
+    cpu_seconds: float | None = None  # CPU time of this process during the method
     frames_run: int = 0
     params: dict[str, Any] = field(default_factory=dict)
     sample: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # (input, output, gt)
@@ -89,6 +90,8 @@ class SequenceResult:
         out.update(self.means())
         out["seconds_per_frame"] = spf
         out["fps"] = (1.0 / spf) if spf else None
+        if self.cpu_seconds is not None and self.frames_run:
+            out["cpu_seconds_per_frame"] = self.cpu_seconds / self.frames_run
         if self.params:
             out["params"] = self.params
         if per_frame:
@@ -248,18 +251,22 @@ def run_method(
             f"{seq.rain}: frames differ in size, so they are not one video "
             "(pass --images for a set of unrelated images)"
         )
-    t0 = time.perf_counter()
+    warmup = getattr(method, "warmup", None)
+    if warmup is not None:  # e.g. engine compilation for this frame size: not timed
+        warmup(rainy[0])
+    t0, c0 = time.perf_counter(), time.process_time()
     if images:
         outputs = [next(iter(method([f]))) for f in rainy]
     else:
         outputs = list(method(rainy))
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     if len(outputs) != len(rainy):
         raise RTDerainError(f"method {method.name} returned {len(outputs)} of {len(rainy)} frames")
     gt = [f for p in gt_files for f in read_frames(p)]
     result = SequenceResult(
         seq.name, method.name, seconds=seconds, frames_run=len(rainy), params=method.params()
     )
+    result.cpu_seconds = cpu
     result.per_frame = score_frames(
         outputs, gt, options, pred_name=f"{method.name} output", gt_name=str(seq.gt)
     )

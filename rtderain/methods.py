@@ -65,6 +65,11 @@ class NetworkMethod:
     def params(self) -> dict[str, Any]:
         return {"weights": self.weights, "engine": self.engine.description}
 
+    def warmup(self, frame: np.ndarray) -> None:
+        """Run one frame untimed (engine build/compile for this size happens here)."""
+        for _ in self([frame]):
+            pass
+
     def __call__(self, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         import torch
 

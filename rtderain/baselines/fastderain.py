@@ -62,17 +62,19 @@ class FastDeRain:
     def __init__(
         self,
         a1: float = 0.01,
-        a2: float = 0.02,
+        a2: float = 0.05,
         a3: float = 0.01,
-        a4: float = 0.01,
+        a4: float = 0.02,
         mu: float = 1.0,
         iterations: int = 15,
         block: int = 12,
         context: int = 1,
+        threads: int = 1,
     ) -> None:
         self.a = (a1, a2, a3, a4)
         self.mu, self.iterations = mu, iterations
         self.block, self.context = block, context
+        self.threads = threads
 
     def params(self) -> dict:
         a1, a2, a3, a4 = self.a
@@ -85,10 +87,23 @@ class FastDeRain:
             "iterations": self.iterations,
             "block": self.block,
             "context": self.context,
+            "threads": self.threads,
         }
 
     def rain_layer(self, o: np.ndarray) -> np.ndarray:
-        """Rain layer ``R`` of luminance ``o``: float32 ``(T, H, W)`` in [0, 1] -> same shape."""
+        """Rain layer ``R`` of luminance ``o``: float32 ``(T, H, W)`` in [0, 1] -> same shape.
+
+        Runs on ``threads`` CPU threads (torch and the DCT); torch's own default of all
+        cores spin-waits badly on a busy 2-core machine, so the default is 1.
+        """
+        old_threads = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            return self._admm(o)
+        finally:
+            torch.set_num_threads(old_threads)
+
+    def _admm(self, o: np.ndarray) -> np.ndarray:
         a = self.a
         mu = self.mu
         t, h, w = o.shape
@@ -108,9 +123,11 @@ class FastDeRain:
             rhs = _diff_t(v[0] - u[0], 1) + (v[1] - u[1])
             rhs += _diff_t(dx_o - v[2] + u[2], 2)
             rhs += _diff_t(dt_o - v[3] + u[3], 0)
-            spec = fft.dctn(rhs.numpy(), norm="ortho", workers=-1)
+            spec = fft.dctn(rhs.numpy(), norm="ortho", workers=self.threads)
             spec /= denom.numpy()
-            r = torch.from_numpy(fft.idctn(spec, norm="ortho", workers=-1, overwrite_x=True))
+            r = torch.from_numpy(
+                fft.idctn(spec, norm="ortho", workers=self.threads, overwrite_x=True)
+            )
             a_r = [_diff(r, 1), r, dx_o - _diff(r, 2), dt_o - _diff(r, 0)]
             for i in range(4):
                 v[i] = torch.nn.functional.softshrink(a_r[i] + u[i], a[i] / mu)

@@ -38,7 +38,7 @@ class ZhangChromatic:
         window: int = 9,
         iterations: int = 6,
         min_gap: float = 6.0,
-        chroma_tol: float = 12.0,
+        chroma_tol: float = 6.0,
         dilate: int = 1,
         blur_sigma: float = 0.8,
     ) -> None:

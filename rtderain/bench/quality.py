@@ -36,6 +36,7 @@ REPO = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = REPO.parent / "shared" / "data"
 SYNTH_SOURCE = "clean/wsdot_i5_frames"
 SYNTH_FRAMES = 48
+TILE = 320  # picture-grid tile width
 
 
 def synthetic_set(out: Path, data_root: Path) -> Path:
@@ -147,7 +148,13 @@ def _default_methods(weights: dict[str, str]) -> list[str]:
     default=None,
     help="Use only the first N frames/images of each dataset (quick runs).",
 )
-def quality(methods, datasets, data_root, weight_items, out_dir, max_frames) -> None:
+@click.option(
+    "--merge",
+    is_flag=True,
+    help="Keep the rows of OUT/quality.json for (method, dataset) pairs not run now "
+    "(e.g. add network rows to a baseline table without rerunning the baselines).",
+)
+def quality(methods, datasets, data_root, weight_items, out_dir, max_frames, merge) -> None:
     """Quality table: PSNR / SSIM / VIF / FSIM and s/frame of methods on benchmark datasets."""
     from rtderain.bench import report
     from rtderain.evaluate import Options, find_sequences, run_method
@@ -169,7 +176,12 @@ def quality(methods, datasets, data_root, weight_items, out_dir, max_frames) -> 
     for name in methods:
         kw = {"weights": weights[name]} if name in weights else {}
         built[name] = create_method(name, **kw)
-    results, notes, meta = [], [], {}
+    old = _load_previous(out / "quality.json", max_frames) if merge else None
+    results, notes, meta = (
+        [],
+        list(old["notes"]) if old else [],
+        dict(old["datasets"]) if old else {},
+    )
     for ds, folder, images in _datasets(data, out, tuple(datasets)):
         seqs = find_sequences(folder)
         meta[ds] = {
@@ -197,21 +209,40 @@ def quality(methods, datasets, data_root, weight_items, out_dir, max_frames) -> 
                     sample_index=0 if images else -1,
                 )
                 r.sequence = ds if len(seqs) == 1 else f"{ds}/{seq.name}"
+                _save_sample(out, r)
                 ds_results.append(r)
-        if ds_results:
-            report.picture_grid(out / f"grid_{ds}.png", ds_results)
         results += ds_results
+    if old:
+        done = {(r.method, r.sequence) for r in results}
+        results = [r for r in old["results"] if (r.method, r.sequence) not in done] + results
+    # Baselines first (registry order), then the networks, as in a paper's table.
+    ranked = sorted(METHODS, key=lambda n: METHODS[n].kind == "network")
+    order = {name: i for i, name in enumerate(ranked)}
+    results.sort(
+        key=lambda r: (
+            list(meta).index(r.sequence.split("/")[0]) if r.sequence.split("/")[0] in meta else 99,
+            order.get(r.method, 99),
+        )
+    )
+    for ds in meta:
+        ds_results = [r for r in results if r.sequence.split("/")[0] == ds]
+        for r in ds_results:
+            _load_sample(out, r)
+        if any(r.sample is not None for r in ds_results):
+            report.picture_grid(out / f"grid_{ds}.png", ds_results, tile_width=TILE)
     argv = sys.argv[sys.argv.index("quality") + 1 :] if "quality" in sys.argv else []
     command = " ".join(["rtderain bench quality", *map(shlex.quote, argv)])
+    commands = (old["commands"] if old else []) + [command]
+    notes = list(dict.fromkeys(notes))
     machine = _machine()
-    md = _markdown(results, notes, meta, command, machine, max_frames)
+    md = _markdown(results, notes, meta, commands, machine, max_frames)
     (out / "quality.md").write_text(md, encoding="utf-8")
     report.write_json(
         out / "quality.json",
         results,
         options.describe(),
         {
-            "command": command,
+            "commands": commands,
             "machine": machine,
             "datasets": meta,
             "notes": notes,
@@ -219,6 +250,69 @@ def quality(methods, datasets, data_root, weight_items, out_dir, max_frames) -> 
         },
     )
     click.echo(md)
+
+
+def _sample_dir(out: Path, r) -> Path:
+    return out / "samples" / r.sequence.replace("/", "_")
+
+
+def _save_sample(out: Path, r) -> None:
+    """Keep the grid frame of a result on disk at grid-tile size (so --merge can redraw it)."""
+    import cv2
+
+    from rtderain.media.images import write_image
+
+    d = _sample_dir(out, r)
+    d.mkdir(parents=True, exist_ok=True)
+    h, w = r.sample[0].shape[:2]
+    size = (TILE, max(1, round(h * TILE / w)))
+    rainy, output, gt = (cv2.resize(a, size, interpolation=cv2.INTER_AREA) for a in r.sample)
+    r.sample = (rainy, output, gt)
+    write_image(d / "input.png", rainy)
+    write_image(d / "gt.png", gt)
+    write_image(d / f"{r.method}.png", output)
+
+
+def _load_sample(out: Path, r) -> None:
+    from rtderain.media.images import read_image
+
+    if r.sample is not None:
+        return
+    d = _sample_dir(out, r)
+    files = [d / "input.png", d / f"{r.method}.png", d / "gt.png"]
+    if all(f.is_file() for f in files):
+        r.sample = tuple(read_image(f) for f in files)
+
+
+def _load_previous(path: Path, max_frames: int | None) -> dict[str, Any] | None:
+    """Results of an earlier run (for --merge); it must have used the same --max-frames."""
+    from rtderain.evaluate import SequenceResult
+
+    if not path.is_file():
+        return None
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    if doc.get("max_frames") != max_frames:
+        raise RTDerainError(
+            f"{path} was made with --max-frames {doc.get('max_frames')}, not {max_frames}; "
+            "rerun without --merge"
+        )
+    results = []
+    for d in doc["results"]:
+        spf = d.get("seconds_per_frame")
+        r = SequenceResult(
+            d["sequence"], d["method"], per_frame=d["per_frame"], params=d.get("params", {})
+        )
+        if spf is not None:
+            r.frames_run, r.seconds = d["frames"], spf * d["frames"]
+        cpu = d.get("cpu_seconds_per_frame")
+        r.cpu_seconds = cpu * d["frames"] if cpu is not None else None
+        results.append(r)
+    return {
+        "results": results,
+        "notes": doc.get("notes", []),
+        "datasets": doc.get("datasets", {}),
+        "commands": doc.get("commands", []),
+    }
 
 
 def _machine() -> dict[str, Any]:
@@ -232,11 +326,15 @@ def _machine() -> dict[str, Any]:
     }
 
 
-def _markdown(results, notes, meta, command, machine, max_frames) -> str:
+def _markdown(results, notes, meta, commands, machine, max_frames) -> str:
     from rtderain.bench import report
 
     lines = [
-        f"Command: `{command}`",
+        "Command" + ("s" if len(commands) > 1 else "") + ":",
+        "",
+        "```",
+        *commands,
+        "```",
         "",
         f"Machine: {machine['cores']} CPU cores ({machine['cpu']}), torch {machine['torch']}, "
         f"{machine['date']}. Metrics on Y (MATLAB rgb2ycbcr), means over frames; "

@@ -53,7 +53,8 @@ def table(
         row += [_fmt(means.get(k), p) for k, _, p in metrics]
         if timing:
             spf = r.seconds_per_frame()
-            row += [_fmt(spf, "{:.3f}"), _fmt(1 / spf if spf else None, "{:.2f}")]
+            fps = 1 / spf if spf else None
+            row += [_fmt(spf, "{:.3f}"), ">1000" if fps and fps > 1000 else _fmt(fps, "{:.2f}")]
         rows.append(row)
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
     lines = []

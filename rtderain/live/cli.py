@@ -132,9 +132,9 @@ def stream(source, model, weights, engine, device, precision, threads, realtime,
       rtderain stream rtsp://cam/live --stream-out udp://239.0.0.1:5000
       rtderain stream rainy.mp4 --realtime --duration 20      (measure latency and fps)
     """
+    from rtderain.live.capture import SourceOptions, classify
     from rtderain.live.runner import LiveOptions, make_reader, run_live
     from rtderain.live.sinks import RecordingSink, StreamSink, WindowSink
-    from rtderain.live.sources import SourceOptions, classify
     from rtderain.live.stats import LiveStats
     from rtderain.media.writer import EncodeOptions
 

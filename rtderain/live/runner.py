@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rtderain.backends.base import Engine
+from rtderain.live.capture import SourceOptions
 from rtderain.live.queues import Closed, LatestQueue
 from rtderain.live.sinks import OutputFrame, Sink, SinkWorker
-from rtderain.live.sources import LiveFrame, SourceOptions, SourceReader
+from rtderain.live.sources import LiveFrame, SourceReader
 from rtderain.live.stats import LiveStats, StatsSnapshot
 from rtderain.media.frames import from_tensor, run_padded, to_tensor
 

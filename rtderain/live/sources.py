@@ -12,29 +12,31 @@ not as black or repeated frames.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import re
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
-from pathlib import Path
-from typing import Any
 
 import av
 import numpy as np
 
-from rtderain.errors import MediaError, RTDerainError
+from rtderain.errors import MediaError
+from rtderain.live.capture import (
+    AVCapture,
+    CVCapture,
+    SourceOptions,
+    classify,
+    open_capture,
+)
 from rtderain.live.queues import LatestQueue
 from rtderain.live.stats import LiveStats
-from rtderain.media.colour import ColourInfo, frame_to_rgb
+from rtderain.media.colour import ColourInfo
 
 log = logging.getLogger(__name__)
 
-NETWORK_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "srt", "tcp", "rtp")
 DEFAULT_TIME_BASE = Fraction(1, 90000)
 DISCONTINUITY = 5.0  # seconds off the source clock that mean a timestamp jump, not lateness
 
@@ -63,183 +65,7 @@ class LiveFrame:
     colour: ColourInfo
 
 
-@dataclass(frozen=True)
-class SourceOptions:
-    """How to open and keep a source.
-
-    Attributes:
-        realtime: play files at their own frame rate (else as fast as they are consumed,
-            every frame kept).
-        low_latency: apply :func:`low_latency_options` to network streams.
-        input_options: extra FFmpeg demuxer options; they override the defaults, an empty
-            value removes a default.
-        open_timeout: seconds to wait for a connection.
-        stall_timeout: seconds without data before a network stream counts as lost.
-        late_threshold: seconds behind the source's own clock after which a decoded frame
-            is dropped before conversion (paced sources only; see ``SourceReader._pump``).
-        reconnect_delay: first reconnect delay in seconds (doubles each failed attempt).
-        reconnect_max_delay: cap of the reconnect delay.
-        max_reconnects: give up after this many failed attempts in a row (None: never).
-        capture_size: (width, height) asked of a webcam/device, or None.
-        capture_fps: frame rate asked of a webcam/device, or None.
-    """
-
-    realtime: bool = False
-    low_latency: bool = True
-    input_options: dict[str, str] = field(default_factory=dict)
-    open_timeout: float = 10.0
-    stall_timeout: float = 5.0
-    late_threshold: float = 0.25
-    reconnect_delay: float = 0.5
-    reconnect_max_delay: float = 8.0
-    max_reconnects: int | None = None
-    capture_size: tuple[int, int] | None = None
-    capture_fps: float | None = None
-
-
-def classify(source: str) -> str:
-    """``webcam`` (an index like ``0``), ``device`` (``/dev/video*``), ``network`` or ``file``.
-
-    A file that does not exist is an error naming it.
-    """
-    if re.fullmatch(r"\d+", source):
-        return "webcam"
-    scheme = source.split("://", 1)[0].lower() if "://" in source else ""
-    if scheme in NETWORK_SCHEMES:
-        return "network"
-    if scheme:
-        raise RTDerainError(f"unsupported source URL scheme {scheme!r} in {source!r}")
-    if source.startswith("/dev/video"):
-        return "device"
-    if not Path(source).is_file():
-        raise RTDerainError(f"source not found: {source}")
-    return "file"
-
-
-def low_latency_options(url: str) -> dict[str, str]:
-    """Default FFmpeg options for a network URL: small probe, no input buffering, TCP RTSP."""
-    opts = {
-        "fflags": "nobuffer",
-        "flags": "low_delay",
-        "probesize": "65536",
-        "analyzeduration": "500000",
-    }
-    scheme = url.split("://", 1)[0].lower()
-    if scheme in ("rtsp", "rtsps"):
-        opts["rtsp_transport"] = "tcp"
-    if scheme == "udp":
-        opts["overrun_nonfatal"] = "1"
-        opts["fifo_size"] = "50000"
-    return opts
-
-
-def input_options_for(source: str, kind: str, options: SourceOptions) -> dict[str, str]:
-    """The FFmpeg options used to open ``source``: defaults, then the user's overrides."""
-    opts: dict[str, str] = {}
-    if kind == "network" and options.low_latency:
-        opts.update(low_latency_options(source))
-    if kind == "device":
-        if options.capture_size:
-            opts["video_size"] = "{}x{}".format(*options.capture_size)
-        if options.capture_fps:
-            opts["framerate"] = f"{options.capture_fps:g}"
-    for key, value in options.input_options.items():
-        if value == "":
-            opts.pop(key, None)
-        else:
-            opts[key] = value
-    return opts
-
-
-# (decoded frame, pts or None, time_base or None, colour); to_rgb() converts the frame.
-Captured = tuple[Any, "int | None", "Fraction | None", ColourInfo]
-
-
-class _AVCapture:
-    """Frames from anything FFmpeg opens.
-
-    RGB is 8-bit whatever the source depth (the live path is 8-bit), converted with the
-    source's own matrix and range, only for frames that are not dropped as late.
-    """
-
-    def __init__(self, source: str, kind: str, options: SourceOptions) -> None:
-        opts = input_options_for(source, kind, options)
-        log.debug("opening %s with %s", source, opts)
-        fmt = "v4l2" if kind == "device" else None
-        timeout = (options.open_timeout, options.stall_timeout) if kind != "file" else None
-        self.container = av.open(source, format=fmt, options=opts, timeout=timeout)
-        if not self.container.streams.video:
-            self.container.close()
-            raise MediaError(f"{source}: no video stream")
-        self.stream = self.container.streams.video[0]
-        # Slice threads add no delay; frame threads would hold back one frame per thread.
-        self.stream.thread_type = "SLICE" if kind != "file" else "AUTO"
-        cc = self.stream.codec_context
-        self.size = (cc.width, cc.height) if cc.width and cc.height else None
-
-    def frames(self) -> Iterator[Captured]:
-        colour: ColourInfo | None = None
-        for frame in self.container.decode(self.stream):
-            if colour is None:
-                colour = dataclasses.replace(ColourInfo.from_frame(frame), bit_depth=8)
-            yield frame, frame.pts, frame.time_base, colour
-
-    @staticmethod
-    def to_rgb(frame: av.VideoFrame, colour: ColourInfo) -> np.ndarray:
-        return frame_to_rgb(frame, colour)
-
-    def close(self) -> None:
-        self.container.close()
-
-
-class _CVCapture:
-    """Frames from an OpenCV webcam (index); no source pts (capture clock is used)."""
-
-    def __init__(self, index: int, options: SourceOptions) -> None:
-        import cv2
-
-        self.cv2 = cv2
-        self.cap = cv2.VideoCapture(index)
-        if not self.cap.isOpened():
-            raise MediaError(f"cannot open webcam {index} (no such camera, or it is busy)")
-        if options.capture_size:
-            self.cap.set(cv2.CAP_PROP_FRAME_WIDTH, options.capture_size[0])
-            self.cap.set(cv2.CAP_PROP_FRAME_HEIGHT, options.capture_size[1])
-        if options.capture_fps:
-            self.cap.set(cv2.CAP_PROP_FPS, options.capture_fps)
-        self.cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
-        w, h = (int(self.cap.get(p)) for p in (cv2.CAP_PROP_FRAME_WIDTH, cv2.CAP_PROP_FRAME_HEIGHT))
-        self.size = (w, h) if w and h else None
-
-    def frames(self) -> Iterator[Captured]:
-        colour = ColourInfo(pix_fmt="yuv420p")
-        while True:
-            ok, bgr = self.cap.read()
-            if not ok:
-                raise OSError("webcam returned no frame")
-            yield bgr, None, None, colour
-
-    @staticmethod
-    def to_rgb(bgr: np.ndarray, colour: ColourInfo) -> np.ndarray:
-        return np.ascontiguousarray(bgr[:, :, ::-1])
-
-    def close(self) -> None:
-        self.cap.release()
-
-
-def open_capture(source: str, kind: str, options: SourceOptions) -> _AVCapture | _CVCapture:
-    """Open ``source`` (see :func:`classify`); errors are :class:`MediaError` naming it."""
-    try:
-        if kind == "webcam":
-            return _CVCapture(int(source), options)
-        return _AVCapture(source, kind, options)
-    except av.error.FFmpegError as exc:
-        raise MediaError(f"cannot open {source}: {exc.strerror or exc}") from None
-    except OSError as exc:
-        raise MediaError(f"cannot open {source}: {exc}") from None
-
-
-class _Stamper:
+class Stamper:
     """Monotonic, gap-preserving output timestamps across reconnects (see module doc)."""
 
     def __init__(self) -> None:
@@ -304,10 +130,10 @@ class SourceReader(threading.Thread):
         self.stop_event = stop
         self.options = options or SourceOptions()
         self.error: BaseException | None = None
-        self._stamper = _Stamper()
+        self._stamper = Stamper()
         self._index = 0
         self._session = -1
-        self._capture: _AVCapture | _CVCapture | None = None
+        self._capture: AVCapture | CVCapture | None = None
         self.opened = False
         self.size: tuple[int, int] | None = None
 
@@ -392,7 +218,7 @@ class SourceReader(threading.Thread):
                 except MediaError as exc:
                     log.warning("reconnect attempt %d failed: %s", failures, exc)
 
-    def _pump(self, capture: _AVCapture | _CVCapture) -> tuple[int, str]:
+    def _pump(self, capture: AVCapture | CVCapture) -> tuple[int, str]:
         """Decode until the stream ends or fails; returns (frames delivered, reason).
 
         Sources with timestamps that run at their own pace (network streams, ``--realtime``

@@ -150,7 +150,8 @@ def streak_layer(
         seeds.flat[idx] = rng.uniform(0.5, 1.0, size=count).astype(np.float32)
     if width > 0.45:
         seeds = cv2.GaussianBlur(seeds, (0, 0), width) * (2 * math.pi * width * width) ** 0.5
-    layer = cv2.filter2D(seeds, -1, _line_kernel(max(length, 2.0), angle), borderType=cv2.BORDER_REFLECT)
+    kernel = _line_kernel(max(length, 2.0), angle)
+    layer = cv2.filter2D(seeds, -1, kernel, borderType=cv2.BORDER_REFLECT)
     if defocus > 0.3:
         layer = cv2.GaussianBlur(layer, (0, 0), defocus)
     return np.clip(layer, 0.0, 1.0)

@@ -65,6 +65,9 @@ class ValConfig:
         rain100h: likewise for ``rain100h_dev``.
         frames: how many evenly spaced frames of each set to use (cheap).
         max_side: centre-crop validation frames to at most this side (0 = full frame).
+        targets: optional target Y-PSNR per set name (``syn0``, ``nturain``, ``rain100h``);
+            when given, the selection score is the smallest margin ``output − target`` over
+            those sets, else the mean gain over the input on every set.
     """
 
     every_steps: int = 500
@@ -74,6 +77,7 @@ class ValConfig:
     rain100h: str | None = None
     frames: int = 4
     max_side: int = 0
+    targets: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -75,7 +75,7 @@ def _read_frames(paths: list[Path]) -> np.ndarray:
             raise RTDerainError(f"cannot read training frame {p}")
         out.append(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
     shape = out[0].shape
-    bad = next((p for p, im in zip(paths, out) if im.shape != shape), None)
+    bad = next((p for p, im in zip(paths, out, strict=True) if im.shape != shape), None)
     if bad is not None:
         raise RTDerainError(f"frame {bad} differs in size from the rest of its clip")
     return np.stack(out)
@@ -128,7 +128,8 @@ class ClipDataset(Dataset):
             raise RTDerainError(f"clip {clip} has {arr.shape[0]} frames, need {self.frames}")
         if min(arr.shape[1:3]) < self.crop:  # upscale small clips to the crop size
             s = self.crop / min(arr.shape[1:3])
-            size = (max(self.crop, round(arr.shape[2] * s)), max(self.crop, round(arr.shape[1] * s)))
+            size = (max(self.crop, round(arr.shape[2] * s)),
+                    max(self.crop, round(arr.shape[1] * s)))
             arr = np.stack([cv2.resize(f, size, interpolation=cv2.INTER_CUBIC) for f in arr])
         if self.cache:
             self._frames[k] = arr

@@ -121,6 +121,9 @@ class Trainer:
         self.opt.load_state_dict(ck["optimizer"])
         tr = ck["trainer"]
         self.step, self.train_seconds, self.best = tr["step"], tr["train_seconds"], tr["best"]
+        if ck["meta"].get("config", {}).get("val") != self.raw.get("val"):
+            log.info("validation settings changed since the checkpoint: best score reset")
+            self.best = -math.inf
         rng = ck["rng"]
         torch.set_rng_state(rng[min(self.rank, len(rng) - 1)])
         log.info("resumed %s at step %d (%.1f min trained)", path, self.step,
@@ -160,7 +163,7 @@ class Trainer:
 
     # -- validation --------------------------------------------------------------------------
     def validate(self) -> dict[str, Any]:
-        """Y-PSNR on the configured sets; score = mean gain over input (dB)."""
+        """Y-PSNR on the configured sets and the selection score (see ValConfig)."""
         v = self.cfg.val
         sets: dict[str, Any] = {f"syn{i}": p for i, p in enumerate(v.synthetic)}
         for key in ("nturain", "rain100h"):
@@ -172,8 +175,12 @@ class Trainer:
             r = evaluate_pairs(self.model, paired_frames(path), v.frames, v.max_side,
                                str(self.device))
             res[key] = {"input": round(r["input"], 3), "output": round(r["output"], 3)}
+        margins = [res[k]["output"] - t for k, t in v.targets.items() if k in res]
         gains = [r["output"] - r["input"] for r in res.values()]
-        res["score"] = round(sum(gains) / len(gains), 4) if gains else 0.0
+        if margins:
+            res["score"] = round(min(margins), 4)
+        else:
+            res["score"] = round(sum(gains) / len(gains), 4) if gains else 0.0
         return res
 
     def _log(self, record: dict[str, Any]) -> None:

@@ -44,12 +44,12 @@ def paired_frames(folder: str | Path) -> list[tuple[Path, Path]]:
             rain, gt = _images(folder / "rain"), _images(folder / gt_name)
             if len(rain) != len(gt):
                 raise RTDerainError(f"{folder}: {len(rain)} rainy but {len(gt)} clean frames")
-            return list(zip(rain, gt))
+            return list(zip(rain, gt, strict=True))
     pairs: list[tuple[Path, Path]] = []
     if folder.is_dir():
         for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
             if (sub / "rain").is_dir() and (sub / "clean").is_dir():
-                pairs.extend(zip(_images(sub / "rain"), _images(sub / "clean")))
+                pairs.extend(zip(_images(sub / "rain"), _images(sub / "clean"), strict=True))
     if not pairs:
         raise RTDerainError(f"{folder}: no rain/ + gt/ (or clean/) frame pairs")
     return pairs

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from live_helpers import LiveRun, SleepEngine, make_rainy_clip
 
+from rtderain.live.capture import SourceOptions
 from rtderain.live.runner import LiveOptions
-from rtderain.live.sources import SourceOptions
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from live_helpers import LiveRun, decode_all, perturbed_engine, psnr, read_code
 
+from rtderain.live.capture import SourceOptions
 from rtderain.live.runner import LiveOptions, derain_frame
 from rtderain.live.sinks import RecordingSink
-from rtderain.live.sources import SourceOptions
 from rtderain.media.writer import EncodeOptions
 
 pytestmark = [pytest.mark.network, pytest.mark.slow, pytest.mark.timeout(180)]

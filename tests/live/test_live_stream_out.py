@@ -10,9 +10,9 @@ import pytest
 from live_helpers import LiveRun, SleepEngine, free_port, read_code
 
 from rtderain.errors import RTDerainError
+from rtderain.live.capture import SourceOptions
 from rtderain.live.runner import LiveOptions
 from rtderain.live.sinks import StreamSink, stream_format
-from rtderain.live.sources import SourceOptions
 
 pytestmark = [pytest.mark.network, pytest.mark.timeout(120)]
 

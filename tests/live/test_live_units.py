@@ -9,14 +9,14 @@ from fractions import Fraction
 import pytest
 
 from rtderain.errors import RTDerainError
-from rtderain.live.queues import Closed, LatestQueue
-from rtderain.live.sources import (
+from rtderain.live.capture import (
     SourceOptions,
-    _Stamper,
     classify,
     input_options_for,
     low_latency_options,
 )
+from rtderain.live.queues import Closed, LatestQueue
+from rtderain.live.sources import Stamper
 from rtderain.live.stats import LiveStats
 
 
@@ -57,7 +57,7 @@ def test_blocking_queue_keeps_everything():
 
 
 def test_stamper_keeps_source_pts_and_the_reconnect_gap():
-    s = _Stamper()
+    s = Stamper()
     tb = Fraction(1, 90000)
     # Session 0: source pts starting at an arbitrary value, 25 fps.
     out0 = [s.stamp(151200 + 3600 * k, tb, 100.0 + 0.04 * k) for k in range(3)]
@@ -68,7 +68,7 @@ def test_stamper_keeps_source_pts_and_the_reconnect_gap():
     assert out1[0] - out0[-1] == round(2.0 / tb)
     assert out1[1] - out1[0] == 3600
     # A source without pts (webcam): the capture clock, monotonic.
-    w = _Stamper()
+    w = Stamper()
     outs = [w.stamp(None, None, 5.0 + 0.033 * k) for k in range(3)]
     assert outs[0] == 0 and outs[1] < outs[2] and w.time_base == Fraction(1, 90000)
 

@@ -57,13 +57,15 @@ def test_bsw_mask_selects_the_low_variance_entries() -> None:
         s_w[0, r, k] = 0.4 + d
         s_v[0, r, k] = 0.4 - d
     mask, iu = L.bsw_mask(s_w, s_v, groups=4, low=2)
-    picked = {(int(r), int(k)) for r, k, m in zip(iu[0], iu[1], mask[0]) if m > 0}
+    picked = {(int(r), int(k)) for r, k, m in zip(iu[0], iu[1], mask[0], strict=True) if m > 0}
     assert picked == {(0, 1), (0, 2), (1, 2)}
 
 
 def test_bsw_loss_zero_for_white_queries_and_positive_for_correlated() -> None:
     # Orthogonal +-1 channels (Hadamard rows): covariance is the identity -> Lw = 0.
-    h = torch.tensor([[1, 1, 1, 1], [1, -1, 1, -1], [1, 1, -1, -1], [1, -1, -1, 1]], dtype=torch.float32)
+    h = torch.tensor(
+        [[1, 1, 1, 1], [1, -1, 1, -1], [1, 1, -1, -1], [1, -1, -1, 1]], dtype=torch.float32
+    )
     q = h.reshape(1, 4, 2, 2)
     assert L.bsw_loss(q, q.clone()).item() == pytest.approx(0.0, abs=1e-5)
     corr = torch.stack([h[1], h[1], h[1], h[1]]).reshape(1, 4, 2, 2)
@@ -75,7 +77,8 @@ def test_siamese_total_is_the_weighted_sum() -> None:
     i_w, i_v = torch.rand(2, 3, 8, 8) * 2 - 1, torch.rand(2, 3, 8, 8) * 2 - 1
     def out(i: torch.Tensor) -> dict[str, torch.Tensor]:
         r = torch.rand_like(i) * 0.5
-        return {"rain": r, "background": torch.clamp(i - r, -1, 1), "query": torch.randn(2, 6, 2, 2)}
+        b = torch.clamp(i - r, -1, 1)
+        return {"rain": r, "background": b, "query": torch.randn(2, 6, 2, 2)}
     w = L.LossWeights(background=1, cross=0.5, self=0.25, bsw=2, pseudo=3)
     pseudo = torch.zeros(2, 3, 8, 8)
     t = L.siamese_losses(i_w, i_v, out(i_w), out(i_v), w, pseudo)

@@ -36,12 +36,12 @@ def test_update_softmax_over_queries_then_normalise() -> None:
     mem = RainMemory(3, 4, seed=2)
     q = torch.randn(2, 4, 1, 2)
     p = mem.items.clone()
-    qs = [q[b, :, y, x] / q[b, :, y, x].norm() for b in range(2) for y in range(1) for x in range(2)]
+    qs = [q[b, :, 0, x] / q[b, :, 0, x].norm() for b in range(2) for x in range(2)]
     expected = []
     for m in range(3):
         scores = [math.exp(float(torch.dot(p[m], qk))) for qk in qs]  # p_m unit, q_k unit
         total = sum(scores)
-        new = p[m] + sum(s / total * qk for s, qk in zip(scores, qs))
+        new = p[m] + sum(s / total * qk for s, qk in zip(scores, qs, strict=True))
         expected.append(new / new.norm())
     mem.update(q)
     assert torch.allclose(mem.items, torch.stack(expected), atol=1e-5)

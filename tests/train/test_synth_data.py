@@ -22,7 +22,7 @@ def test_render_is_deterministic_and_changes_rain_per_frame() -> None:
     for _ in range(2):
         rng = np.random.default_rng(7)
         out.append(render_clip(clean, 3, draw_style(ranges, rng), rng)[0])
-    for a, b in zip(*out):
+    for a, b in zip(*out, strict=True):
         assert np.array_equal(a, b)
     assert not np.array_equal(out[0][0], out[0][1])  # independent rain per frame
 

@@ -41,7 +41,9 @@ def test_lr_schedule_warms_up_then_anneals() -> None:
     assert lr_at(cfg, 10, 0) == pytest.approx(0.0)
 
 
-def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tiny_clips: Path, tmp_path: Path) -> None:
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(
+    tiny_clips: Path, tmp_path: Path
+) -> None:
     straight = _trainer(_raw(tiny_clips, tmp_path / "a"))
     straight.out.mkdir(parents=True)
     for _ in range(4):
@@ -78,8 +80,8 @@ def test_ddp_two_processes_keep_memory_identical(tiny_clips: Path, tmp_path: Pat
     cfg.write_text(yaml.safe_dump(_raw(tiny_clips, tmp_path, steps=3)), encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-           "--master_port=0", "-m", "rtderain", "train", "-c", str(cfg)]
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
+           "--standalone", "-m", "rtderain", "train", "-c", str(cfg)]
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     meta = read_checkpoint(tmp_path / "t" / "final.pt")["meta"]
     assert meta["world_size"] == 2 and meta["step"] == 3
