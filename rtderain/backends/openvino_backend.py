@@ -12,7 +12,6 @@ backend refuses ``bf16``/``fp16`` there with that reason instead of pretending.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import io
 import logging
@@ -24,7 +23,7 @@ import numpy as np
 import torch
 
 from rtderain.backends.base import BackendUnavailable, BuildSpec
-from rtderain.models.export import example_input
+from rtderain.models.export import export_program
 from rtderain.models.mgid import MGID
 
 log = logging.getLogger(__name__)
@@ -128,10 +127,9 @@ class OpenVinoBackend:
 
     def build(self, model: MGID, spec: BuildSpec, path: Path) -> None:
         ov = _import_ov()
-        net = copy.deepcopy(model).eval().cpu()
-        example = example_input(model, spec.shape)
-        with torch.no_grad():
-            converted = ov.convert_model(net, example_input=(example,), input=[spec.shape])
+        # torch.export -> OpenVINO is about twice as fast as OpenVINO's own TorchScript trace.
+        converted = ov.convert_model(export_program(model, spec.shape))
+        converted.reshape(list(spec.shape))  # static shape: the fastest kernels
         compiled = ov.Core().compile_model(converted, "CPU", self._config(spec.precision))
         buf = io.BytesIO()
         compiled.export_model(buf)

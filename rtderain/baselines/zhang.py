@@ -3,7 +3,8 @@ properties", ICME 2006.
 
 Temporal property: over a window of frames, each pixel's intensity history is clustered by
 K-means (K = 2) into a background cluster and a brighter rain cluster; the rain cluster is
-the brighter one and must be the smaller one (rain passes; the background stays), and the two
+the brighter one and must be rare (at most ``max_rain_fraction`` of the window: rain passes,
+the background stays, and a slow lighting ramp splits about half-half), and the two
 centres must be at least ``min_gap`` grey levels apart. Chromatic property: rain changes R, G
 and B by nearly the same amount, so a rain candidate's change against the background
 estimate must be positive and each channel's change within ``chroma_tol`` of their mean.
@@ -41,7 +42,9 @@ class ZhangChromatic:
         chroma_tol: float = 6.0,
         dilate: int = 1,
         blur_sigma: float = 0.8,
+        max_rain_fraction: float = 1 / 3,
     ) -> None:
+        self.max_rain_fraction = max_rain_fraction
         self.window, self.iterations = window, iterations
         self.min_gap, self.chroma_tol = min_gap, chroma_tol
         self.dilate, self.blur_sigma = dilate, blur_sigma
@@ -54,6 +57,7 @@ class ZhangChromatic:
             "chroma_tol": self.chroma_tol,
             "dilate": self.dilate,
             "blur_sigma": self.blur_sigma,
+            "max_rain_fraction": self.max_rain_fraction,
         }
 
     def derain(self, window: np.ndarray, centre: int) -> np.ndarray:
@@ -77,7 +81,7 @@ class ZhangChromatic:
         chroma_ok = np.abs(delta - mean_delta[..., None]).max(-1) <= self.chroma_tol
         mask = (
             rain[centre]
-            & (2 * n_rain < len(y))
+            & (n_rain <= self.max_rain_fraction * len(y))
             & (hi - lo >= self.min_gap)
             & (mean_delta > 0)
             & chroma_ok

@@ -211,5 +211,5 @@ def stream(source, model, weights, engine, device, precision, threads, realtime,
     finally:
         signal.signal(signal.SIGTERM, previous)
     if not quiet:
-        click.echo(f"done: {summary.line()}, gap {summary.gap_seconds:.1f} s, "
+        click.echo(f"done: {summary.line(mean=True)}, gap {summary.gap_seconds:.1f} s, "
                    f"{summary.elapsed:.1f} s", err=True)

@@ -185,6 +185,7 @@ def run_live(
     except KeyboardInterrupt:
         log.warning("interrupted: closing the source and every sink")
     finally:
+        stats.stop_clock()
         stop.set()
         queue.close()
         reader.join(10)

@@ -12,7 +12,11 @@ import numpy as np
 
 @dataclass(frozen=True)
 class StatsSnapshot:
-    """One consistent view of the counters (seconds for times, frames per second for fps)."""
+    """One consistent view of the counters (seconds for times, frames per second for fps).
+
+    ``fps_in``/``fps_out`` cover the last couple of seconds (0 while stalled);
+    ``mean_fps_in``/``mean_fps_out`` the whole run so far.
+    """
 
     captured: int
     processed: int
@@ -25,17 +29,20 @@ class StatsSnapshot:
     latency_p50: float
     latency_p95: float
     latency_max: float
+    mean_fps_in: float
+    mean_fps_out: float
     elapsed: float
     source_state: str
 
     def as_dict(self) -> dict:
         return asdict(self)
 
-    def line(self) -> str:
-        """One human line, e.g. for the periodic log and the final summary."""
+    def line(self, mean: bool = False) -> str:
+        """One human line: recent fps for the periodic status, ``mean`` for the summary."""
+        fin, fout = (self.mean_fps_in, self.mean_fps_out) if mean else (self.fps_in, self.fps_out)
         return (
-            f"in {self.captured} ({self.fps_in:.1f} fps), out {self.processed} "
-            f"({self.fps_out:.1f} fps), dropped {self.dropped + self.stale}, "
+            f"in {self.captured} ({fin:.1f} fps), out {self.processed} "
+            f"({fout:.1f} fps), dropped {self.dropped + self.stale}, "
             f"latency p50 {self.latency_p50 * 1000:.0f} ms p95 {self.latency_p95 * 1000:.0f} ms, "
             f"reconnects {self.reconnects}"
         )
@@ -57,6 +64,7 @@ class LiveStats:
         self._t_out: collections.deque[float] = collections.deque(maxlen=4096)
         self._fps_window = fps_window
         self._start = time.monotonic()
+        self._end: float | None = None
         self.captured = 0
         self.processed = 0
         self.stale = 0
@@ -69,6 +77,12 @@ class LiveStats:
         """Count ``elapsed`` from now (after opening the source and warming up the engine)."""
         with self._lock:
             self._start = time.monotonic()
+            self._end = None
+
+    def stop_clock(self) -> None:
+        """Freeze ``elapsed`` (the run is over; closing the sinks does not count)."""
+        with self._lock:
+            self._end = self._end or time.monotonic()
 
     def on_capture(self, t: float) -> None:
         with self._lock:
@@ -102,8 +116,9 @@ class LiveStats:
         return (len(recent) - 1) / span if span > 0 else 0.0
 
     def snapshot(self) -> StatsSnapshot:
-        now = time.monotonic()
         with self._lock:
+            now = self._end or time.monotonic()
+            elapsed = max(now - self._start, 1e-9)
             lat = np.asarray(self._latencies, dtype=np.float64)
             p50, p95, pmax = (
                 (float(np.percentile(lat, 50)), float(np.percentile(lat, 95)), float(lat.max()))
@@ -122,6 +137,8 @@ class LiveStats:
                 latency_p50=p50,
                 latency_p95=p95,
                 latency_max=pmax,
-                elapsed=now - self._start,
+                mean_fps_in=self.captured / elapsed,
+                mean_fps_out=self.processed / elapsed,
+                elapsed=elapsed,
                 source_state=self.source_state,
             )

@@ -25,6 +25,8 @@ class DataConfig:
         pseudo_gt: ``median``/``mean``/``quantile`` temporal pseudo ground truth, or null.
         quantile: the quantile for ``pseudo_gt: quantile``.
         cache: keep decoded clips in memory.
+        root_weights: optional integer sampling weight per root (a root of weight w is
+            listed w times in the index); empty = all 1.
     """
 
     roots: tuple[str, ...] = ()
@@ -34,6 +36,7 @@ class DataConfig:
     pseudo_gt: str | None = None
     quantile: float = 0.5
     cache: bool = True
+    root_weights: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -100,16 +100,23 @@ class ClipDataset(Dataset):
         cache: bool = True,
         pseudo_gt: str | None = None,
         quantile: float = 0.5,
+        root_weights: tuple[int, ...] = (),
     ) -> None:
         if pseudo_gt not in (None, "median", "mean", "quantile"):
             raise RTDerainError(f"pseudo_gt must be median, mean or quantile, not {pseudo_gt!r}")
-        self.clips = index_clips(roots)
+        if root_weights and len(root_weights) != len(roots):
+            raise RTDerainError(
+                f"root_weights {list(root_weights)} must have one integer per root ({len(roots)})"
+            )
+        self.clips: list[Path | list[Path]] = []
+        for i, root in enumerate(roots):  # a root of weight w is listed w times
+            self.clips.extend(index_clips([root]) * (root_weights[i] if root_weights else 1))
         self.crop, self.frames, self.repeats = crop, frames, max(1, repeats)
         self.max_frames = max_frames_per_clip
         self.cache = cache
         self.pseudo_gt, self.quantile = pseudo_gt, quantile
-        self._frames: dict[int, np.ndarray] = {}
-        self._pseudo: dict[int, np.ndarray] = {}
+        self._frames: dict[str, np.ndarray] = {}  # keyed by clip path (roots may repeat)
+        self._pseudo: dict[str, np.ndarray] = {}
         log.info("clip dataset: %d clips from %s", len(self.clips), roots)
 
     def __len__(self) -> int:
@@ -117,9 +124,10 @@ class ClipDataset(Dataset):
 
     def clip_frames(self, k: int) -> np.ndarray:
         """uint8 (T, H, W, 3) RGB frames of clip ``k`` (T <= max_frames_per_clip)."""
-        if k in self._frames:
-            return self._frames[k]
         clip = self.clips[k]
+        key = str(clip if isinstance(clip, Path) else clip[0])
+        if key in self._frames:
+            return self._frames[key]
         arr = _read_video(clip) if isinstance(clip, Path) else _read_frames(
             clip[: self.max_frames]
         )
@@ -132,13 +140,15 @@ class ClipDataset(Dataset):
                     max(self.crop, round(arr.shape[1] * s)))
             arr = np.stack([cv2.resize(f, size, interpolation=cv2.INTER_CUBIC) for f in arr])
         if self.cache:
-            self._frames[k] = arr
+            self._frames[key] = arr
         return arr
 
     def clip_pseudo(self, k: int) -> np.ndarray:
         """float32 (H, W, 3) in [0, 255]: the clip's temporal pseudo ground truth."""
-        if k in self._pseudo:
-            return self._pseudo[k]
+        clip = self.clips[k]
+        key = str(clip if isinstance(clip, Path) else clip[0])
+        if key in self._pseudo:
+            return self._pseudo[key]
         arr = self.clip_frames(k)
         if self.pseudo_gt == "mean":
             p = arr.astype(np.float32).mean(axis=0)
@@ -149,7 +159,7 @@ class ClipDataset(Dataset):
             lo, hi = int(np.floor(pos)), int(np.ceil(pos))
             p = s[lo].astype(np.float32) * (1 - (pos - lo)) + s[hi].astype(np.float32) * (pos - lo)
         if self.cache:
-            self._pseudo[k] = p
+            self._pseudo[key] = p
         return p
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:

@@ -102,7 +102,8 @@ class Trainer:
         d = cfg.data
         self.data = ClipDataset(list(d.roots), crop=d.crop, frames=2,
                                 max_frames_per_clip=d.frames_per_clip, cache=d.cache,
-                                pseudo_gt=d.pseudo_gt, quantile=d.quantile)
+                                pseudo_gt=d.pseudo_gt, quantile=d.quantile,
+                                root_weights=d.root_weights)
         self.step, self.train_seconds, self.best = 0, 0.0, -math.inf
         torch.manual_seed(cfg.run.seed * 1000 + 1 + self.rank)  # per-rank data stream
         if resume:

@@ -68,3 +68,8 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 def _private_engine_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch) -> None:
     """Engines built by these tests never land in the repository's ``engines/``."""
     monkeypatch.setenv("RTDERAIN_ENGINES", str(tmp_path_factory.getbasetemp() / "engines-env"))
+
+
+def shared_engines_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One engine cache for the whole session: equal keys reuse artifacts across tests."""
+    return tmp_path_factory.getbasetemp() / "engines-shared"

@@ -7,10 +7,18 @@ import onnx
 import pytest
 import torch
 
+from rtderain.backends import create_engine
 from rtderain.errors import RTDerainError
 from rtderain.models.export import check_shape, export_onnx, export_program
 
-from .conftest import HEIGHT, WIDTH, random_frames, real_frames
+from .conftest import (
+    HEIGHT,
+    WIDTH,
+    perturbed_model,
+    random_frames,
+    real_frames,
+    shared_engines_dir,
+)
 
 
 def test_torch_export_matches_eager(model):
@@ -26,10 +34,14 @@ def test_torch_export_matches_eager(model):
     assert torch.equal(program.state_dict["memory.items"], model.memory.items)
 
 
-def test_onnx_export_matches_eager(model, tmp_path):
+def test_onnx_export_matches_eager(model, tmp_path_factory):
+    """The ONNX file is the onnxruntime engine's cached artifact (exported once per model;
+    the onnxruntime parity tests reuse it)."""
     ort = pytest.importorskip("onnxruntime")
     x = torch.cat([random_frames(1), real_frames(1)])
-    path = export_onnx(model, tmp_path / "m.onnx", tuple(x.shape))
+    engine = create_engine(model, "onnxruntime", "cpu", "fp32", size=(HEIGHT, WIDTH), batch=2,
+                           engines_dir=shared_engines_dir(tmp_path_factory))
+    (path,) = engine.artifacts()
     graph = onnx.load(str(path)).graph
     assert [i.name for i in graph.input] == ["frames"]
     items = model.memory.items.numpy()
@@ -42,6 +54,14 @@ def test_onnx_export_matches_eager(model, tmp_path):
     with torch.no_grad():
         expected = model(x).numpy()
     assert np.abs(got - expected).max() <= 1e-4
+    assert (engine.infer(x) - torch.from_numpy(expected)).abs().max().item() <= 1e-4
+
+
+def test_export_onnx_writes_a_standalone_file(tmp_path):
+    model = perturbed_model("mgid-rt")
+    path = export_onnx(model, tmp_path / "m.onnx", (1, 3, 32, 48))
+    onnx.checker.check_model(str(path))
+    assert not list(tmp_path.glob("*.data"))  # no external weights file
 
 
 @pytest.mark.parametrize(

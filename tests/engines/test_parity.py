@@ -11,16 +11,11 @@ import torch
 
 from rtderain.backends import BackendUnavailable, create_engine, get_backend
 
-from .conftest import HEIGHT, WIDTH, psnr, random_frames, real_frames
+from .conftest import HEIGHT, WIDTH, psnr, random_frames, real_frames, shared_engines_dir
 
 CPU = torch.device("cpu")
 FP32_BACKENDS = ["torch", "onnxruntime", "openvino"]
 REDUCED = [("torch", "bf16"), ("openvino", "bf16"), ("openvino", "fp16")]
-
-
-def _shared_dir(tmp_path_factory):
-    """One engine cache for the whole session: equal keys reuse artifacts across tests."""
-    return tmp_path_factory.getbasetemp() / "engines-parity"
 
 
 def _engine(model, name, precision, tmp_path_factory):
@@ -30,7 +25,7 @@ def _engine(model, name, precision, tmp_path_factory):
         pytest.skip(str(exc))
     engine = create_engine(
         model, name, "cpu", precision, size=(HEIGHT, WIDTH), batch=2,
-        engines_dir=_shared_dir(tmp_path_factory),
+        engines_dir=shared_engines_dir(tmp_path_factory),
     )
     assert engine.selection.startswith(f"{name} {precision}"), engine.selection
     return engine

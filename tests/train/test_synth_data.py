@@ -72,3 +72,11 @@ def test_clip_dataset_pairs_share_the_crop(tiny_clips: Path) -> None:
 def test_index_rejects_empty_folders(tmp_path: Path) -> None:
     with pytest.raises(RTDerainError, match="no clips"):
         index_clips([tmp_path])
+
+
+def test_root_weights_repeat_a_root_in_the_index(tiny_clips: Path) -> None:
+    ds = ClipDataset([tiny_clips, tiny_clips], crop=32, root_weights=(1, 2))
+    assert len(ds) == 9
+    assert ds.clip_frames(0) is ds.clip_frames(3)  # one cache entry per clip, not per listing
+    with pytest.raises(RTDerainError, match="root_weights"):
+        ClipDataset([tiny_clips], crop=32, root_weights=(1, 2))
