@@ -242,7 +242,8 @@ def _phase_congruency(img: np.ndarray) -> np.ndarray:
 
     eps = np.finfo(np.float64).eps
     bank, em_n, sum_an2, sum_ai_aj = _pc_bank(*img.shape)
-    eo = fft.ifft2(fft.fft2(img) * bank)  # (O, S, H, W) complex
+    # complex64: half the memory traffic of complex128; changes FSIM by ~1e-7.
+    eo = fft.ifft2(fft.fft2(img.astype(np.float32)) * bank.astype(np.float32))  # (O, S, H, W)
     even, odd = eo.real, eo.imag
     amp = np.abs(eo)
     sum_e, sum_o = even.sum(1, keepdims=True), odd.sum(1, keepdims=True)

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from tests.mediagen import SHARED_DATA
+
+# Engines built during the tests go to a throw-away cache, never the repository's engines/.
+# Set at import so CLI subprocesses inherit it; tests of the cache itself override it.
+os.environ.setdefault("RTDERAIN_ENGINES", tempfile.mkdtemp(prefix="rtderain-test-engines-"))
 
 
 @pytest.fixture

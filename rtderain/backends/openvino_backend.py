@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,7 +76,8 @@ class OpenVinoEngine:
         self.device = torch.device("cpu")
         self.multiple = multiple
         self.batch = spec.batch
-        precision = str(compiled.get_property("INFERENCE_PRECISION_HINT"))
+        hint = compiled.get_property("INFERENCE_PRECISION_HINT")
+        precision = hint.to_string() if hasattr(hint, "to_string") else str(hint)
         self.description = f"openvino CPU {spec.precision} (runs {precision})"
 
     def infer(self, x: torch.Tensor) -> torch.Tensor:
@@ -128,7 +130,9 @@ class OpenVinoBackend:
     def build(self, model: MGID, spec: BuildSpec, path: Path) -> None:
         ov = _import_ov()
         # torch.export -> OpenVINO is about twice as fast as OpenVINO's own TorchScript trace.
-        converted = ov.convert_model(export_program(model, spec.shape))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # torch pytree notices
+            converted = ov.convert_model(export_program(model, spec.shape))
         converted.reshape(list(spec.shape))  # static shape: the fastest kernels
         compiled = ov.Core().compile_model(converted, "CPU", self._config(spec.precision))
         buf = io.BytesIO()

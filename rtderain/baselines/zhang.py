@@ -1,4 +1,4 @@
-"""Zhang, Li, Qi, Ma and Heng, "Rain removal in video by combining temporal and chromatic
+"""Zhang, Li, Qi, Leow and Ng, "Rain removal in video by combining temporal and chromatic
 properties", ICME 2006.
 
 Temporal property: over a window of frames, each pixel's intensity history is clustered by

@@ -8,7 +8,7 @@ Datasets (under ``--data-root``, default ``../shared/data`` beside the repositor
   instead of being run),
 - ``synthetic``: a deterministic rainy clip rendered by ``rtderain synth`` (seed 0, preset
   ``light``) from the static traffic-camera frames ``clean/wsdot_i5_frames`` (real motion:
-  cars), written once into ``OUT/synthetic``.
+  cars), written once into ``--synth-dir`` (default ``bench_out/synthetic``).
 
 Metrics on luminance Y (``rtderain.evaluate``); timing is the method alone (frames already
 in memory) on this machine, seconds per frame and fps.
@@ -22,7 +22,6 @@ import logging
 import os
 import platform
 import shlex
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -65,12 +64,12 @@ def synthetic_set(out: Path, data_root: Path) -> Path:
     return out
 
 
-def _datasets(data_root: Path, out: Path, names: tuple[str, ...]) -> list[tuple[str, Path, bool]]:
+def _datasets(data_root: Path, synth: Path, names: tuple[str, ...]) -> list[tuple[str, Path, bool]]:
     """``(name, folder, images)`` per requested dataset."""
     table = {
         "nturain_a1": (lambda: data_root / "nturain_a1", False),
         "rain100h_dev": (lambda: data_root / "rain100h_dev", True),
-        "synthetic": (lambda: synthetic_set(out / "synthetic", data_root), False),
+        "synthetic": (lambda: synthetic_set(synth, data_root), False),
     }
     out_list = []
     for name in names:
@@ -149,14 +148,22 @@ def _default_methods(weights: dict[str, str]) -> list[str]:
     help="Use only the first N frames/images of each dataset (quick runs).",
 )
 @click.option(
+    "--synth-dir",
+    type=click.Path(file_okay=False),
+    default="bench_out/synthetic",
+    show_default=True,
+    help="Where the synthetic set is rendered (once; reused when present).",
+)
+@click.option(
     "--merge",
     is_flag=True,
     help="Keep the rows of OUT/quality.json for (method, dataset) pairs not run now "
     "(e.g. add network rows to a baseline table without rerunning the baselines).",
 )
-def quality(methods, datasets, data_root, weight_items, out_dir, max_frames, merge) -> None:
+def quality(
+    methods, datasets, data_root, weight_items, out_dir, max_frames, synth_dir, merge
+) -> None:
     """Quality table: PSNR / SSIM / VIF / FSIM and s/frame of methods on benchmark datasets."""
-    from rtderain.bench import report
     from rtderain.evaluate import Options, find_sequences, run_method
     from rtderain.methods import METHODS, create_method
 
@@ -177,19 +184,17 @@ def quality(methods, datasets, data_root, weight_items, out_dir, max_frames, mer
         kw = {"weights": weights[name]} if name in weights else {}
         built[name] = create_method(name, **kw)
     old = _load_previous(out / "quality.json", max_frames) if merge else None
-    results, notes, meta = (
-        [],
-        list(old["notes"]) if old else [],
-        dict(old["datasets"]) if old else {},
-    )
-    for ds, folder, images in _datasets(data, out, tuple(datasets)):
+    results, notes, meta = [], list(old["notes"]) if old else [], {}
+    command = _command(click.get_current_context())
+    commands = (old["commands"] if old else []) + [command]
+    previous = old["results"] if old else []
+    for ds, folder, images in _datasets(data, Path(synth_dir), tuple(datasets)):
         seqs = find_sequences(folder)
         meta[ds] = {
             "folder": str(folder),
             "kind": "images" if images else "video",
             "sequences": [s.name for s in seqs],
         }
-        ds_results = []
         for name in methods:
             method = built[name]
             if images and method.temporal and name != "fastderain":
@@ -210,46 +215,88 @@ def quality(methods, datasets, data_root, weight_items, out_dir, max_frames, mer
                 )
                 r.sequence = ds if len(seqs) == 1 else f"{ds}/{seq.name}"
                 _save_sample(out, r)
-                ds_results.append(r)
-        results += ds_results
-    if old:
-        done = {(r.method, r.sequence) for r in results}
-        results = [r for r in old["results"] if (r.method, r.sequence) not in done] + results
+                results.append(r)
+                # Written after every row: an interrupted run can be resumed with --merge.
+                _write(
+                    out,
+                    previous,
+                    results,
+                    notes,
+                    {**(old or {}).get("datasets", {}), **meta},
+                    commands,
+                    max_frames,
+                    options,
+                )
+    md = _write(
+        out,
+        previous,
+        results,
+        notes,
+        {**(old or {}).get("datasets", {}), **meta},
+        commands,
+        max_frames,
+        options,
+        grids=True,
+    )
+    click.echo(md)
+
+
+def _write(out, previous, results, notes, meta, commands, max_frames, options, grids=False):
+    """Merge with earlier rows, sort, write quality.md / quality.json (and the grids)."""
+    from rtderain.bench import report
+    from rtderain.methods import METHODS
+
+    done = {(r.method, r.sequence) for r in results}
+    rows = [r for r in previous if (r.method, r.sequence) not in done] + list(results)
     # Baselines first (registry order), then the networks, as in a paper's table.
     ranked = sorted(METHODS, key=lambda n: METHODS[n].kind == "network")
     order = {name: i for i, name in enumerate(ranked)}
-    results.sort(
+    names = list(meta)
+    rows.sort(
         key=lambda r: (
-            list(meta).index(r.sequence.split("/")[0]) if r.sequence.split("/")[0] in meta else 99,
+            names.index(r.sequence.split("/")[0]) if r.sequence.split("/")[0] in names else 99,
             order.get(r.method, 99),
         )
     )
-    for ds in meta:
-        ds_results = [r for r in results if r.sequence.split("/")[0] == ds]
-        for r in ds_results:
-            _load_sample(out, r)
-        if any(r.sample is not None for r in ds_results):
-            report.picture_grid(out / f"grid_{ds}.png", ds_results, tile_width=TILE)
-    argv = sys.argv[sys.argv.index("quality") + 1 :] if "quality" in sys.argv else []
-    command = " ".join(["rtderain bench quality", *map(shlex.quote, argv)])
-    commands = (old["commands"] if old else []) + [command]
+    if grids:
+        for ds in meta:
+            ds_rows = [r for r in rows if r.sequence.split("/")[0] == ds]
+            for r in ds_rows:
+                _load_sample(out, r)
+            if any(r.sample is not None for r in ds_rows):
+                report.picture_grid(out / f"grid_{ds}.png", ds_rows, tile_width=TILE)
     notes = list(dict.fromkeys(notes))
     machine = _machine()
-    md = _markdown(results, notes, meta, commands, machine, max_frames)
+    md = _markdown(rows, notes, meta, commands, machine, max_frames)
     (out / "quality.md").write_text(md, encoding="utf-8")
-    report.write_json(
-        out / "quality.json",
-        results,
-        options.describe(),
-        {
-            "commands": commands,
-            "machine": machine,
-            "datasets": meta,
-            "notes": notes,
-            "max_frames": max_frames,
-        },
-    )
-    click.echo(md)
+    extra = {
+        "commands": commands,
+        "machine": machine,
+        "datasets": meta,
+        "notes": notes,
+        "max_frames": max_frames,
+    }
+    report.write_json(out / "quality.json", rows, options.describe(), extra)
+    return md
+
+
+def _command(ctx: click.Context) -> str:
+    """The command line that reproduces this run (options given explicitly, not defaults)."""
+    words = ["rtderain", "bench", "quality"]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        source = ctx.get_parameter_source(param.name)
+        if source is not None and source.name == "DEFAULT":
+            continue
+        flag = max(param.opts, key=len)
+        if getattr(param, "is_flag", False):
+            words += [flag] if value else []
+        elif isinstance(value, tuple):
+            for v in value:
+                words += [flag, str(v)]
+        elif value is not None:
+            words += [flag, str(value)]
+    return " ".join(shlex.quote(w) for w in words)
 
 
 def _sample_dir(out: Path, r) -> Path:

@@ -12,13 +12,16 @@ not as black or repeated frames.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 import av
 import numpy as np
@@ -45,24 +48,34 @@ DISCONTINUITY = 5.0  # seconds off the source clock that mean a timestamp jump, 
 class LiveFrame:
     """One decoded frame on its way through the live path.
 
+    The conversion to RGB happens on first access of :attr:`rgb` (in the inference thread),
+    so frames replaced in the latest-frame queue are never converted.
+
     Attributes:
-        rgb: (H, W, 3) uint8 RGB, C-contiguous.
+        raw: the decoded frame (``av.VideoFrame``, or a BGR array from OpenCV).
+        convert: ``convert(raw, colour)`` -> (H, W, 3) uint8 RGB.
         pts: presentation time in ``time_base`` units, strictly increasing.
         time_base: seconds per ``pts`` tick.
-        t_capture: ``time.monotonic()`` when the frame was captured (decoded, or due for
-            ``--realtime`` files).
+        t_capture: ``time.monotonic()`` when the frame was captured, on the source's clock
+            for paced sources (see :meth:`SourceReader._pump`).
         index: running frame number from the source (0-based, across reconnects).
         session: connection number (0 = first connection; +1 per reconnect).
         colour: the source's colour description (matrix, range, tags), for the recording.
     """
 
-    rgb: np.ndarray
+    raw: Any
+    convert: Callable[[Any, ColourInfo], np.ndarray]
     pts: int
     time_base: Fraction
     t_capture: float
     index: int
     session: int
     colour: ColourInfo
+
+    @functools.cached_property
+    def rgb(self) -> np.ndarray:
+        """(H, W, 3) uint8 RGB, C-contiguous (converted once, on first use)."""
+        return self.convert(self.raw, self.colour)
 
 
 class Stamper:
@@ -254,7 +267,8 @@ class SourceReader(threading.Thread):
                 else:
                     self.stats.on_capture(t)
                 frame = LiveFrame(
-                    rgb=capture.to_rgb(raw, colour),
+                    raw=raw,
+                    convert=capture.to_rgb,
                     pts=self._stamper.stamp(pts, tb, t),
                     time_base=self._stamper.time_base or DEFAULT_TIME_BASE,
                     t_capture=t,

@@ -86,7 +86,8 @@ def export_program(
     """
     example = example_input(model, shape, precision, device)
     net = copy.deepcopy(model).eval().to(device=device, dtype=DTYPES[precision])
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracing internals' deprecation notices
         return torch.export.export(net, (example,), strict=False)
 
 
