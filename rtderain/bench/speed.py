@@ -183,13 +183,18 @@ def markdown(rows: list[Row], info: dict[str, str], command: str) -> str:
         "|---|---|---|---|---|---:|---:|---:|---:|---|",
     ]
     for r in rows:
-        ms = f"{r.model_ms:.1f}" if r.model_ms is not None else "-"
-        fps = f"{1000 / r.model_ms:.1f}" if r.model_ms else "-"
-        cpu = f"{r.cpu_ms:.1f}" if r.cpu_ms is not None else "-"
-        e2e = f"{r.e2e_fps:.1f}" if r.e2e_fps is not None else "-"
+        model_fps = 1000 / r.model_ms if r.model_ms else None
         lines.append(f"| {r.model} | {r.backend} | {r.precision} | {r.size} | {r.batch} "
-                     f"| {ms} | {fps} | {cpu} | {e2e} | {r.note} |")
+                     f"| {_num(r.model_ms)} | {_num(model_fps)} | {_num(r.cpu_ms)} "
+                     f"| {_num(r.e2e_fps)} | {r.note} |")
     return "\n".join(lines) + "\n"
+
+
+def _num(value: float | None) -> str:
+    """3 significant-ish digits: 1234, 56.7, 0.42; '-' when not measured."""
+    if value is None:
+        return "-"
+    return f"{value:.0f}" if value >= 100 else f"{value:.1f}" if value >= 1 else f"{value:.2f}"
 
 
 def _split(text: str) -> list[str]:

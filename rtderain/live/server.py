@@ -43,7 +43,7 @@ td {{ padding:2px 10px; border-bottom:1px solid #333; }} td:last-child {{ text-a
 <figure><figcaption>de-rained</figcaption><img id="derained" src="/derained.mjpg"></figure>
 <figure><figcaption>input</figcaption><img id="raw" src="/raw.mjpg"></figure>
 </div>
-<table id="stats"><tr><td>waiting for stats</td><td></td></tr></table>
+<table id="stats">{rows}</table>
 <script>
 const rows = [["source", s => s.source_state], ["frames in", s => s.captured],
   ["frames out", s => s.processed], ["dropped", s => s.dropped + s.stale],
@@ -61,6 +61,27 @@ async function refresh() {{
 refresh(); setInterval(refresh, 500);
 </script></body></html>
 """
+
+
+ROWS = [  # label, stats key, scale, decimals (the page's script mirrors these)
+    ("source", "source_state", None, 0), ("frames in", "captured", None, 0),
+    ("frames out", "processed", None, 0), ("dropped", "dropped", None, 0),
+    ("fps in", "fps_in", 1, 1), ("fps out", "fps_out", 1, 1),
+    ("latency p50 (ms)", "latency_p50", 1000, 0), ("latency p95 (ms)", "latency_p95", 1000, 0),
+    ("reconnects", "reconnects", None, 0), ("elapsed (s)", "elapsed", 1, 1),
+]
+
+
+def stats_rows(stats: dict) -> str:
+    """The stats table rows as HTML (the page is complete before its script runs)."""
+    cells = []
+    for label, key, scale, decimals in ROWS:
+        value = stats[key]
+        if key == "dropped":
+            value += stats["stale"]
+        text = f"{value * scale:.{decimals}f}" if scale is not None else str(value)
+        cells.append(f"<tr><td>{label}</td><td>{text}</td></tr>")
+    return "".join(cells)
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -112,7 +133,11 @@ class ServeSink:
         self.views = {"derained": _Latest(), "raw": _Latest()}
         self.stats = stats
         self.quality = quality
-        page = PAGE.format(source=source_label.replace("<", "&lt;")).encode()
+        label = source_label.replace("&", "&amp;").replace("<", "&lt;")
+
+        def page() -> bytes:
+            return PAGE.format(source=label, rows=stats_rows(stats())).encode()
+
         handler = _make_handler(self.views, stats, page)
         try:
             self.httpd = ThreadingHTTPServer((host, port), handler)
@@ -151,7 +176,8 @@ class ServeSink:
         self.thread.join(5)
 
 
-def _make_handler(views: dict[str, _Latest], stats: Callable[[], dict], page: bytes) -> type:
+def _make_handler(views: dict[str, _Latest], stats: Callable[[], dict],
+                  page: Callable[[], bytes]) -> type:
     class Handler(BaseHTTPRequestHandler):
         server_version = "rtderain-live"
 
@@ -170,7 +196,7 @@ def _make_handler(views: dict[str, _Latest], stats: Callable[[], dict], page: by
             path = self.path.split("?", 1)[0]
             name, _, ext = path.strip("/").partition(".")
             if path in ("/", "/index.html"):
-                self._send(page, "text/html; charset=utf-8")
+                self._send(page(), "text/html; charset=utf-8")
             elif path == "/stats.json":
                 self._send(json.dumps(stats()).encode(), "application/json")
             elif name in views and ext == "jpg":

@@ -66,6 +66,7 @@ def test_bad_input_is_one_line(tmp_path, monkeypatch, capsys, args, message):
     assert len(lines) == 1 and message in lines[0], err
 
 
+@pytest.mark.slow
 def test_ctrl_c_closes_the_recording(rainy_clip, tmp_path):
     out = tmp_path / "clean.mp4"
     proc = subprocess.Popen(

@@ -17,7 +17,7 @@ from rtderain.live.capture import SourceOptions
 from rtderain.live.runner import LiveOptions
 from rtderain.live.server import ServeSink, parse_address
 
-pytestmark = [pytest.mark.network, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.network, pytest.mark.timeout(180)]
 
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -55,6 +55,7 @@ def test_parse_address():
         parse_address("localhost")
 
 
+@pytest.mark.slow
 def test_serve_page_in_headless_chromium(rainy_clip, tmp_path):
     exe = _chromium()
     run_stats = {}
@@ -68,6 +69,9 @@ def test_serve_page_in_headless_chromium(rainy_clip, tmp_path):
         with urllib.request.urlopen(sink.url + "stats.json", timeout=10) as resp:
             stats = json.load(resp)
         assert stats["processed"] >= 5 and stats["source_state"] == "live"
+        with urllib.request.urlopen(sink.url, timeout=10) as resp:
+            page = resp.read().decode()
+        assert "/derained.mjpg" in page and "/raw.mjpg" in page and "latency p95" in page
         with urllib.request.urlopen(sink.url + "derained.jpg", timeout=10) as resp:
             assert resp.headers["Content-Type"] == "image/jpeg"
             assert cv2.imdecode(np.frombuffer(resp.read(), np.uint8), cv2.IMREAD_COLOR).shape == (
