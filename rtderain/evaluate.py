@@ -289,24 +289,6 @@ def _parse_metrics(text: str) -> tuple[str, ...]:
     return names
 
 
-def write_outputs(
-    results: list[SequenceResult],
-    options: Options,
-    json_path: str | None,
-    csv_path: str | None,
-    plot_path: str | None,
-) -> None:
-    """Write the requested JSON / CSV / plot files for ``results``."""
-    from rtderain.bench import report
-
-    if json_path:
-        report.write_json(json_path, results, options.describe())
-    if csv_path:
-        report.write_csv(csv_path, results)
-    if plot_path:
-        report.write_plot(plot_path, results)
-
-
 @click.command("eval")
 @click.argument("pred", required=False, type=click.Path())
 @click.argument("gt", required=False, type=click.Path())
@@ -372,7 +354,7 @@ def eval_command(
     Default: luminance Y (MATLAB rgb2ycbcr, BT.601), PSNR peak 255, SSIM as MATLAB
     ssim_index, VIF pixel domain, FSIM as piq (details: docs/evaluation.md).
     """
-    from rtderain.bench.report import table
+    from rtderain.bench import report
     from rtderain.methods import METHODS, create_method
 
     if list_methods:
@@ -413,5 +395,10 @@ def eval_command(
         results.append(SequenceResult(Path(gt).name, Path(pred).name, per_frame))
     conv = options.describe()
     click.echo(f"space: {conv['space']}; crop {crop}; skip first {skip_first}, last {skip_last}")
-    click.echo(table(results, timing=any(r.seconds is not None for r in results)))
-    write_outputs(results, options, json_path, csv_path, plot_path)
+    click.echo(report.table(results, timing=any(r.seconds is not None for r in results)))
+    if json_path:
+        report.write_json(json_path, results, conv)
+    if csv_path:
+        report.write_csv(csv_path, results)
+    if plot_path:
+        report.write_plot(plot_path, results)

@@ -34,6 +34,7 @@ class SourceOptions:
     Attributes:
         realtime: play files at their own frame rate (else as fast as they are consumed,
             every frame kept).
+        loop: play a file again from the start when it ends (a file as an endless camera).
         low_latency: apply :func:`low_latency_options` to network streams.
         input_options: extra FFmpeg demuxer options; they override the defaults, an empty
             value removes a default.
@@ -49,6 +50,7 @@ class SourceOptions:
     """
 
     realtime: bool = False
+    loop: bool = False
     low_latency: bool = True
     input_options: dict[str, str] = field(default_factory=dict)
     open_timeout: float = 10.0

@@ -64,6 +64,7 @@ def _thread_settings(threads: int | None) -> dict | None:
 @click.option("--realtime", is_flag=True,
               help="Play a file SOURCE at its own frame rate, dropping frames like a camera "
                    "(default for files: as fast as possible, every frame kept).")
+@click.option("--loop", is_flag=True, help="Play a file SOURCE again when it ends.")
 @click.option("-o", "--record", "record", type=click.Path(dir_okay=False), default=None,
               help="Record the de-rained frames to this file (timestamps from the source; "
                    "a reconnect gap stays a gap).")
@@ -109,9 +110,9 @@ def _thread_settings(threads: int | None) -> dict | None:
 @click.option("--stats-interval", type=float, default=5.0, show_default=True,
               help="Seconds between status lines.")
 @click.option("-q", "--quiet", is_flag=True, help="No status lines and no summary.")
-def stream(source, model, weights, engine, device, precision, threads, realtime, record, overwrite,
-           codec, crf, preset, stream_out, show, side_by_side, serve, max_latency, duration,
-           max_frames, input_options, no_low_latency, open_timeout, stall_timeout,
+def stream(source, model, weights, engine, device, precision, threads, realtime, loop, record,
+           overwrite, codec, crf, preset, stream_out, show, side_by_side, serve, max_latency,
+           duration, max_frames, input_options, no_low_latency, open_timeout, stall_timeout,
            reconnect_delay, reconnect_max_delay, max_reconnects, capture_size, capture_fps,
            stats_interval, quiet) -> None:
     """De-rain a live SOURCE: a webcam index (0) or device (/dev/video0), an rtsp://,
@@ -139,12 +140,13 @@ def stream(source, model, weights, engine, device, precision, threads, realtime,
     from rtderain.media.writer import EncodeOptions
 
     kind = classify(source)
-    if realtime and kind != "file":
-        log.info("--realtime only applies to files; %s is live already", kind)
+    if (realtime or loop) and kind != "file":
+        log.info("--realtime and --loop only apply to files; %s is live already", kind)
     if side_by_side and not show:
         raise RTDerainError("--side-by-side goes with --show")
     src_opts = SourceOptions(
         realtime=realtime,
+        loop=loop,
         low_latency=not no_low_latency,
         input_options=_key_values(input_options, "--input-option"),
         open_timeout=open_timeout,

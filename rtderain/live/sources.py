@@ -203,8 +203,13 @@ class SourceReader(threading.Thread):
             if self.stop_event.is_set():
                 return
             if self.kind == "file" and reason == "end of stream":
-                log.info("%s: end of file", self.label)
-                return
+                if not (self.options.loop and delivered):
+                    log.info("%s: end of file", self.label)
+                    return
+                log.info("%s: end of file, playing it again (--loop)", self.label)
+                lost_at = None
+                capture = open_capture(self.source, self.kind, self.options)
+                continue
             if self.kind == "file":
                 raise MediaError(f"{self.source}: {reason}")
             lost_at = self._stamper.last_t or time.monotonic()

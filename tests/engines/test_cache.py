@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -163,7 +162,7 @@ _WORKER = textwrap.dedent(
     from rtderain.backends.base import BuildSpec
     from rtderain.backends.cache import ArtifactKey, EngineCache
 
-    root, start, tag = Path(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+    root, tag = Path(sys.argv[1]), sys.argv[2]
     key = ArtifactKey(BuildSpec("mgid-rt", "d", 1, 16, 16, "fp32", "cpu"), "fake", "cpu")
 
     def build(path):
@@ -172,7 +171,10 @@ _WORKER = textwrap.dedent(
         time.sleep(1.5)  # a slow build: the other process must wait, not build too
         path.write_bytes(b"built by " + tag.encode())
 
-    time.sleep(max(0.0, start - time.time()))
+    # Barrier: both processes have imported everything before either starts.
+    (root / f"ready-{tag}").touch()
+    while len(list(root.glob("ready-*"))) < 2:
+        time.sleep(0.01)
     print(EngineCache(root).get_or_build(key, ".bin", build, lambda p: p.read_bytes()).decode())
     """
 )
@@ -180,10 +182,9 @@ _WORKER = textwrap.dedent(
 
 def test_two_processes_build_one_valid_artifact(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    start = time.time() + 4.0  # both processes enter get_or_build at the same moment
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", _WORKER, str(tmp_path), str(start), tag],
+            [sys.executable, "-c", _WORKER, str(tmp_path), tag],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         for tag in ("A", "B")

@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 METRIC_REFS = Path(__file__).resolve().parents[2].parent / "shared" / "metric_refs"
 
 
@@ -59,9 +58,3 @@ def metric_refs() -> Path:
         pytest.skip(f"shared metric references not found at {METRIC_REFS}")
     return METRIC_REFS
 
-
-@pytest.fixture
-def shared_data() -> Path:
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"shared benchmark data not found at {SHARED_DATA}")
-    return SHARED_DATA

@@ -45,3 +45,13 @@ def test_file_without_realtime_keeps_every_frame(tmp_path):
     summary = run.finish()
     assert summary.captured == summary.processed == 50
     assert summary.dropped == summary.stale == 0
+
+
+def test_loop_plays_a_file_again(tmp_path):
+    clip = tmp_path / "short.mp4"
+    make_rainy_clip(clip, 1.0, 160, 96)
+    run = LiveRun(clip, SleepEngine(0.0), [],
+                  LiveOptions(source=SourceOptions(loop=True), max_frames=60))
+    run.thread.join(60)
+    summary = run.finish()
+    assert summary.processed == 60 and summary.reconnects == 0
