@@ -7,6 +7,7 @@ are subcommands, imported only when used.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 
 import click
@@ -28,12 +29,19 @@ COMMANDS = {
 }
 
 
+_GROUP_WORDS = ("--help", "-h", "--version")
+
+
 class DefaultRunGroup(LazyGroup):
     """Treat ``rtderain video.mp4 -o out.mp4`` as ``rtderain run video.mp4 -o out.mp4``."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if args and args[0] not in self.lazy and args[0] not in ("--help", "-h", "--version"):
-            args = ["run", *args]
+        # Skip the group's own options (-v, -vv, --verbose) to find the first word.
+        i = 0
+        while i < len(args) and (args[i] == "--verbose" or re.fullmatch(r"-v+", args[i])):
+            i += 1
+        if i < len(args) and args[i] not in self.lazy and args[i] not in _GROUP_WORDS:
+            args = [*args[:i], "run", *args[i:]]
         return super().parse_args(ctx, args)
 
 

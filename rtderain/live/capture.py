@@ -193,6 +193,11 @@ class CVCapture:
         self.cap.release()
 
 
+def redact(source: str) -> str:
+    """``source`` with any ``user:password@`` in a URL hidden, for logs and errors."""
+    return re.sub(r"://[^/@]*@", "://***@", source)
+
+
 def open_capture(source: str, kind: str, options: SourceOptions) -> AVCapture | CVCapture:
     """Open ``source`` (see :func:`classify`); errors are :class:`MediaError` naming it."""
     try:
@@ -200,6 +205,6 @@ def open_capture(source: str, kind: str, options: SourceOptions) -> AVCapture | 
             return CVCapture(int(source), options)
         return AVCapture(source, kind, options)
     except av.error.FFmpegError as exc:
-        raise MediaError(f"cannot open {source}: {exc.strerror or exc}") from None
+        raise MediaError(f"cannot open {redact(source)}: {exc.strerror or exc}") from None
     except OSError as exc:
-        raise MediaError(f"cannot open {source}: {exc}") from None
+        raise MediaError(f"cannot open {redact(source)}: {exc}") from None

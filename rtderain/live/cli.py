@@ -133,7 +133,7 @@ def stream(source, model, weights, engine, device, precision, threads, realtime,
       rtderain stream rtsp://cam/live --stream-out udp://239.0.0.1:5000
       rtderain stream rainy.mp4 --realtime --duration 20      (measure latency and fps)
     """
-    from rtderain.live.capture import SourceOptions, classify
+    from rtderain.live.capture import SourceOptions, classify, redact
     from rtderain.live.runner import LiveOptions, make_reader, run_live
     from rtderain.live.sinks import RecordingSink, StreamSink, WindowSink
     from rtderain.live.stats import LiveStats
@@ -173,7 +173,7 @@ def stream(source, model, weights, engine, device, precision, threads, realtime,
         if serve:
             from rtderain.live.server import ServeSink
 
-            sink = ServeSink(serve, lambda: stats.snapshot().as_dict(), source_label=source)
+            sink = ServeSink(serve, lambda: stats.snapshot().as_dict(), source_label=redact(source))
             sinks.append(sink)
             if not quiet:
                 click.echo(f"live view: {sink.url}", err=True)
@@ -200,7 +200,7 @@ def stream(source, model, weights, engine, device, precision, threads, realtime,
             sink.close()
         raise
     if not quiet:
-        click.echo(f"rtderain stream: {source} with {eng.description}", err=True)
+        click.echo(f"rtderain stream: {redact(source)} with {eng.description}", err=True)
 
     def on_stats(snap) -> None:
         if not quiet:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -33,6 +32,7 @@ from rtderain.live.capture import (
     SourceOptions,
     classify,
     open_capture,
+    redact,
 )
 from rtderain.live.queues import LatestQueue
 from rtderain.live.stats import LiveStats
@@ -170,7 +170,7 @@ class SourceReader(threading.Thread):
     @property
     def label(self) -> str:
         """The source with any password hidden, for logs."""
-        return re.sub(r"://[^/@]*:[^/@]*@", "://***@", self.source)
+        return redact(self.source)
 
     def run(self) -> None:
         try:

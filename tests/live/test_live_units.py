@@ -14,6 +14,7 @@ from rtderain.live.capture import (
     classify,
     input_options_for,
     low_latency_options,
+    redact,
 )
 from rtderain.live.queues import Closed, LatestQueue
 from rtderain.live.sources import Stamper
@@ -109,3 +110,8 @@ def test_stats_percentiles():
     assert snap.latency_p50 == pytest.approx(0.0505, abs=1e-3)
     assert snap.latency_p95 == pytest.approx(0.095, abs=2e-3)
     assert "p95 95 ms" in snap.line()
+
+
+def test_passwords_are_hidden():
+    assert redact("rtsp://admin:secret@10.0.0.5/stream1") == "rtsp://***@10.0.0.5/stream1"
+    assert redact("rtsp://10.0.0.5/a@b") == "rtsp://10.0.0.5/a@b"
