@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from rtderain.errors import RTDerainError
 from rtderain.models.mgid import MGID, ModelConfig, count_parameters
 
@@ -32,9 +34,15 @@ def get_config(name: str) -> ModelConfig:
 
 
 def build_model(name_or_config: str | ModelConfig) -> MGID:
-    """A freshly initialised (untrained: identity) network."""
+    """A freshly initialised (untrained: identity) network.
+
+    Initialisation is seeded from ``config.memory_seed`` without touching the global RNG,
+    so the same config always gives the same weights (and the same engine cache key).
+    """
     cfg = get_config(name_or_config) if isinstance(name_or_config, str) else name_or_config
-    return MGID(cfg)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.memory_seed)
+        return MGID(cfg)
 
 
 def shipped_weights(name: str) -> Path | None:

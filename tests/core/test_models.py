@@ -87,3 +87,12 @@ def test_bad_checkpoints_are_refused(tmp_path):
         load_model(weights=path)
     with pytest.raises(RTDerainError, match="not found"):
         load_model(weights=tmp_path / "missing.pt")
+
+
+def test_build_is_deterministic_and_leaves_global_rng_alone():
+    torch.manual_seed(123)
+    expected_next = torch.rand(1)
+    torch.manual_seed(123)
+    a = build_model("mgid-rt")
+    assert torch.rand(1) == expected_next  # global stream untouched
+    assert weights_digest(a) == weights_digest(build_model("mgid-rt"))
