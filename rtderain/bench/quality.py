@@ -315,9 +315,9 @@ def _save_sample(out: Path, r) -> None:
     size = (TILE, max(1, round(h * TILE / w)))
     rainy, output, gt = (cv2.resize(a, size, interpolation=cv2.INTER_AREA) for a in r.sample)
     r.sample = (rainy, output, gt)
-    write_image(d / "input.png", rainy)
-    write_image(d / "gt.png", gt)
-    write_image(d / f"{r.method}.png", output)
+    write_image(d / "input.jpg", rainy)  # JPEG q95: small enough to keep beside the table
+    write_image(d / "gt.jpg", gt)
+    write_image(d / f"{r.method}.jpg", output)
 
 
 def _load_sample(out: Path, r) -> None:
@@ -326,7 +326,7 @@ def _load_sample(out: Path, r) -> None:
     if r.sample is not None:
         return
     d = _sample_dir(out, r)
-    files = [d / "input.png", d / f"{r.method}.png", d / "gt.png"]
+    files = [d / "input.jpg", d / f"{r.method}.jpg", d / "gt.jpg"]
     if all(f.is_file() for f in files):
         r.sample = tuple(read_image(f) for f in files)
 
@@ -353,6 +353,7 @@ def _load_previous(path: Path, max_frames: int | None) -> dict[str, Any] | None:
             r.frames_run, r.seconds = d["frames"], spf * d["frames"]
         cpu = d.get("cpu_seconds_per_frame")
         r.cpu_seconds = cpu * d["frames"] if cpu is not None else None
+        r.frames_run = r.frames_run or d["frames"]
         results.append(r)
     return {
         "results": results,

@@ -44,8 +44,9 @@ def table(
     """A markdown table, one row per (method, sequence); ``group`` names the sequence column."""
     metrics = [c for c in COLUMNS if results and c[0] in results[0].means()]
     head = ["method", group, "frames", *[c[1] for c in metrics]]
+    cpu = timing and any(r.cpu_seconds is not None for r in results)
     if timing:
-        head += ["s/frame", "fps"]
+        head += ["s/frame", "fps"] + (["CPU s/frame"] if cpu else [])
     rows = [head, ["---"] * len(head)]
     for r in results:
         means = r.means()
@@ -55,6 +56,13 @@ def table(
             spf = r.seconds_per_frame()
             fps = 1 / spf if spf else None
             row += [_fmt(spf, "{:.3f}"), ">1000" if fps and fps > 1000 else _fmt(fps, "{:.2f}")]
+            if cpu:
+                c = (
+                    r.cpu_seconds / r.frames_run
+                    if r.cpu_seconds is not None and r.frames_run
+                    else None
+                )
+                row += [_fmt(c, "{:.3f}")]
         rows.append(row)
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
     lines = []
