@@ -57,4 +57,3 @@ def metric_refs() -> Path:
     if not (METRIC_REFS / "refs.json").is_file():
         pytest.skip(f"shared metric references not found at {METRIC_REFS}")
     return METRIC_REFS
-

@@ -116,8 +116,11 @@ def test_registry_and_unknown_names():
         create_method("temporal-median", window=3)
 
 
-def test_network_method_pads_and_crops_odd_sizes():
+def test_network_method_pads_and_crops_odd_sizes(monkeypatch):
     """An untrained network is the identity; odd frame sizes come back unchanged."""
+    import rtderain.models.checkpoint as checkpoint
+
+    monkeypatch.setattr(checkpoint, "shipped_weights", lambda name: None)  # force untrained
     rng = np.random.default_rng(4)
     frames = [rng.integers(0, 256, (37, 53, 3), dtype=np.uint8) for _ in range(2)]
     method = create_method("mgid-rt", engine="torch", device="cpu")
