@@ -13,7 +13,7 @@ from rtderain.config import from_dict, load_yaml
 from rtderain.errors import MediaError, RTDerainError
 from rtderain.media.images import IMAGE_SUFFIXES, is_image, list_images
 from rtderain.media.reader import VideoReader
-from rtderain.media.writer import EncodeOptions
+from rtderain.media.writer import EncodeOptions, check_encoder
 
 log = logging.getLogger(__name__)
 
@@ -217,6 +217,8 @@ def run(
         encode=enc,
     )
     jobs = plan_jobs(inputs, output, out_dir, overwrite)
+    if any(job.kind == "video" for job in jobs):
+        check_encoder(cfg.encode)  # an unknown codec fails before any work starts
     if out_dir:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
     from rtderain.runner import Runner  # heavy imports (torch) only when there is work

@@ -116,15 +116,17 @@ def test_registry_and_unknown_names():
         create_method("temporal-median", window=3)
 
 
-def test_network_method_pads_and_crops_odd_sizes(monkeypatch):
+def test_network_method_pads_and_crops_odd_sizes(tmp_path):
     """An untrained network is the identity; odd frame sizes come back unchanged."""
-    import rtderain.models.checkpoint as checkpoint
+    from rtderain.models import build_model
+    from rtderain.models.checkpoint import save_checkpoint
 
-    monkeypatch.setattr(checkpoint, "shipped_weights", lambda name: None)  # force untrained
+    untrained = tmp_path / "untrained.pt"
+    save_checkpoint(build_model("mgid-rt"), untrained)
     rng = np.random.default_rng(4)
     frames = [rng.integers(0, 256, (37, 53, 3), dtype=np.uint8) for _ in range(2)]
-    method = create_method("mgid-rt", engine="torch", device="cpu")
-    assert method.params()["weights"] == "untrained"
+    method = create_method("mgid-rt", weights=untrained, engine="torch", device="cpu")
+    assert method.params()["weights"] == str(untrained)
     out = list(method(frames))
     assert len(out) == 2
     for a, b in zip(out, frames, strict=True):
