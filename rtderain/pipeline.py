@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from rtderain.backends.base import Engine
@@ -240,7 +239,7 @@ def _poll(q: queue.Queue) -> Any:
 def _infer(engine: Engine, batch: list[DecodedFrame]) -> list[DecodedFrame]:
     """Run one batch of same-size frames through the engine; returns de-rained frames."""
     dtype = batch[0].rgb.dtype
-    x = to_tensor(np.stack([f.rgb for f in batch]), engine.device)
+    x = to_tensor([f.rgb for f in batch], engine.device)
     with torch.inference_mode():
         y = run_padded(engine.infer, x, engine.multiple)
     out = from_tensor(y, dtype)

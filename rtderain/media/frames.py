@@ -6,6 +6,8 @@ sources, full 16-bit scale). Model tensors are ``(N, 3, H, W)`` float32 in [-1, 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import cv2
 import numpy as np
 import torch
@@ -16,24 +18,33 @@ def _peak(dtype: np.dtype | torch.dtype) -> float:
     return 65535.0 if dtype in (np.uint16, torch.uint16, np.dtype(np.uint16)) else 255.0
 
 
-def to_tensor(frames: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+def to_tensor(
+    frames: np.ndarray | Sequence[np.ndarray], device: torch.device | str = "cpu"
+) -> torch.Tensor:
     """``(N, H, W, 3)`` uint8/uint16 RGB -> ``(N, 3, H, W)`` float32 in [-1, 1] on ``device``.
 
-    The result is a channels-last view (no transpose copy), which convolutions prefer.
-    On the CPU one OpenCV pass converts and scales; elsewhere the integer frames are moved
-    first and normalised on the device (small transfers).
+    ``frames`` is one array or a sequence of ``(H, W, 3)`` arrays of one size and dtype
+    (converted straight into the batch: no stacking copy). The result is a channels-last
+    view (no transpose copy), which convolutions prefer. On the CPU one OpenCV pass per
+    frame converts and scales; elsewhere the integer frames are moved first and normalised
+    on the device (small transfers).
     """
     device = torch.device(device)
-    frames = np.ascontiguousarray(frames)
-    n, h, w, _ = frames.shape
-    peak = _peak(frames.dtype)
+    first = frames[0]
+    n, (h, w, _) = len(frames), first.shape
+    peak = _peak(first.dtype)
     if device.type == "cpu":
-        flat = frames.reshape(n * h, w * 3)
-        x = torch.from_numpy(cv2.addWeighted(flat, 2.0 / peak, flat, 0.0, -1.0, dtype=cv2.CV_32F))
-        return x.view(n, h, w, 3).permute(0, 3, 1, 2)
-    if frames.dtype == np.uint16:
-        frames = frames.astype(np.int32)  # torch has limited uint16 support
-    x = torch.from_numpy(frames).to(device, non_blocking=True)
+        out = np.empty((n, h, w, 3), np.float32)
+        for i, frame in enumerate(frames):
+            flat = np.ascontiguousarray(frame).reshape(h, w * 3)
+            cv2.addWeighted(
+                flat, 2.0 / peak, flat, 0.0, -1.0, dst=out[i].reshape(h, w * 3), dtype=cv2.CV_32F
+            )
+        return torch.from_numpy(out).permute(0, 3, 1, 2)
+    batch = np.stack(frames) if not isinstance(frames, np.ndarray) else frames
+    if batch.dtype == np.uint16:
+        batch = batch.astype(np.int32)  # torch has limited uint16 support
+    x = torch.from_numpy(np.ascontiguousarray(batch)).to(device, non_blocking=True)
     return x.permute(0, 3, 1, 2).to(torch.float32).mul_(2.0 / peak).sub_(1.0)
 
 

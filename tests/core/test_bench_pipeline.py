@@ -1,4 +1,4 @@
-"""``rtderain bench pipeline`` prints both throughputs and the overhead (numbers, no asserts on speed)."""
+"""`rtderain bench pipeline` prints both throughputs and the overhead (no speed asserts)."""
 
 from __future__ import annotations
 
