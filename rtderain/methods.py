@@ -71,17 +71,12 @@ class NetworkMethod:
             pass
 
     def __call__(self, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-        import torch
-
         from rtderain.baselines.window import check_frame
-        from rtderain.media.frames import from_tensor, run_padded, to_tensor
+        from rtderain.media.frames import derain_frames
 
-        with torch.inference_mode():
-            for i, frame in enumerate(frames):
-                check_frame(frame, i, None)
-                x = to_tensor(frame[None], self.engine.device)
-                y = run_padded(self.engine.infer, x, self.engine.multiple)
-                yield from_tensor(y)[0]
+        for i, frame in enumerate(frames):
+            check_frame(frame, i, None)
+            yield derain_frames(self.engine, frame[None])[0]
 
 
 def _identity(**kw: Any) -> Method:

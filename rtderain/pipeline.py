@@ -22,11 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from rtderain.backends.base import Engine
 from rtderain.errors import MediaError, RTDerainError
-from rtderain.media.frames import from_tensor, run_padded, to_tensor
+from rtderain.media.frames import derain_frames
 from rtderain.media.reader import DecodedFrame, VideoReader
 from rtderain.media.writer import EncodeOptions, VideoWriter, check_encoder
 
@@ -238,11 +236,7 @@ def _poll(q: queue.Queue) -> Any:
 
 def _infer(engine: Engine, batch: list[DecodedFrame]) -> list[DecodedFrame]:
     """Run one batch of same-size frames through the engine; returns de-rained frames."""
-    dtype = batch[0].rgb.dtype
-    x = to_tensor([f.rgb for f in batch], engine.device)
-    with torch.inference_mode():
-        y = run_padded(engine.infer, x, engine.multiple)
-    out = from_tensor(y, dtype)
+    out = derain_frames(engine, [f.rgb for f in batch])
     return [DecodedFrame(f.index, out[i], f.pts) for i, f in enumerate(batch)]
 
 

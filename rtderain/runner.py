@@ -6,13 +6,12 @@ import logging
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from rtderain.backends import create_engine
 from rtderain.backends.base import Engine
 from rtderain.errors import RTDerainError
-from rtderain.media.frames import from_tensor, run_padded, to_tensor
+from rtderain.media.frames import derain_frames
 from rtderain.media.images import list_images, read_image, write_image
 from rtderain.media.reader import VideoReader
 from rtderain.models.checkpoint import load_model
@@ -86,10 +85,7 @@ class Runner:
 
     def _derain_array(self, rgb: np.ndarray) -> np.ndarray:
         engine = self.engine(rgb.shape[0], rgb.shape[1], 1)
-        x = to_tensor(rgb[None], engine.device)
-        with torch.inference_mode():
-            y = run_padded(engine.infer, x, engine.multiple)
-        return from_tensor(y, rgb.dtype)[0]
+        return derain_frames(engine, rgb[None])[0]
 
     def _image(self, src: Path, dst: Path) -> None:
         write_image(dst, self._derain_array(read_image(src)))

@@ -1,7 +1,11 @@
 """The one small interface every inference engine implements.
 
 An engine runs a de-raining network on batches of frames. The pipeline does not know which
-engine runs: it pads frames to ``engine.multiple``, calls :meth:`Engine.infer`, crops back.
+engine runs: it pads frames to ``engine.multiple``, calls the engine, crops back
+(:func:`rtderain.media.frames.derain_frames`). Every engine has :meth:`Engine.infer` on
+float tensors; an engine may also have ``infer_frames`` on uint8 frames (see
+:class:`FrameEngine`), which 8-bit video then takes: the normalisation runs inside the
+engine's graph instead of in two Python passes over every frame.
 
 A :class:`Backend` is the runtime behind an engine (check / build / load); the table of
 backends and the selection logic are in :mod:`rtderain.backends.registry`.
@@ -12,8 +16,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
+import numpy as np
 import torch
 
 from rtderain.errors import RTDerainError
@@ -50,6 +55,21 @@ class Engine(Protocol):
         ...
 
 
+@runtime_checkable
+class FrameEngine(Engine, Protocol):
+    """An engine that also takes 8-bit frames directly (normalisation inside its graph)."""
+
+    def infer_frames(self, frames: np.ndarray) -> np.ndarray:
+        """De-rain a batch of 8-bit frames.
+
+        Args:
+            frames: (N, H, W, 3) uint8 RGB, C-contiguous; H, W multiples of ``multiple``.
+        Returns:
+            (N, H, W, 3) uint8 RGB: the background, rounded and clipped.
+        """
+        ...
+
+
 class IdentityEngine:
     """Returns its input: measures the pipeline's own overhead, and a baseline for tests."""
 
@@ -62,6 +82,9 @@ class IdentityEngine:
 
     def infer(self, x: torch.Tensor) -> torch.Tensor:
         return x
+
+    def infer_frames(self, frames: np.ndarray) -> np.ndarray:
+        return frames
 
 
 class BackendUnavailable(RTDerainError):
@@ -82,6 +105,8 @@ class BuildSpec:
             to the model's multiple.
         precision: ``fp32``, ``bf16`` or ``fp16``.
         device: torch device string (``cpu``, ``cuda:0``).
+        io: graph interface: ``float`` ((N, 3, H, W) float32 in [-1, 1]) or ``u8``
+            ((N, H, W, 3) uint8, see :class:`rtderain.models.export.FrameGraph`).
     """
 
     model: str
@@ -91,11 +116,19 @@ class BuildSpec:
     width: int
     precision: str
     device: str
+    io: str = "float"
 
     @property
     def shape(self) -> tuple[int, int, int, int]:
-        """(N, 3, H, W)."""
+        """(N, 3, H, W), the network's input shape whatever ``io``."""
         return (self.batch, 3, self.height, self.width)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int, int]:
+        """The graph input's shape: (N, 3, H, W) for ``float``, (N, H, W, 3) for ``u8``."""
+        if self.io == "u8":
+            return (self.batch, self.height, self.width, 3)
+        return self.shape
 
 
 class Backend(Protocol):
@@ -106,11 +139,13 @@ class Backend(Protocol):
         suffix: artifact file suffix (``.onnx``, ``.blob``, ``.ep``); ``""`` when there is
             nothing to build or cache (eager torch).
         static: True if a loaded engine runs one fixed (N, 3, H, W) shape only.
+        frames_io: True if it builds ``io="u8"`` graphs (engines with ``infer_frames``).
     """
 
     name: str
     suffix: str
     static: bool
+    frames_io: bool
 
     def check(self, device: torch.device, precision: str) -> None:
         """Raise :class:`BackendUnavailable` (the reason) if this cannot run here."""
@@ -133,21 +168,27 @@ class Backend(Protocol):
         ...
 
 
-def run_fixed_batch(
-    fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, batch: int
-) -> torch.Tensor:
+Batch = TypeVar("Batch", torch.Tensor, np.ndarray)
+
+
+def _cat(parts: list[Batch]) -> Batch:
+    return torch.cat(parts) if isinstance(parts[0], torch.Tensor) else np.concatenate(parts)
+
+
+def run_fixed_batch(fn: Callable[[Batch], Batch], x: Batch, batch: int) -> Batch:
     """Run a fixed-batch engine on any N: pad the last chunk by repeating its final frame,
     then trim the padding from the output.
 
     Args:
-        fn: runs exactly ``batch`` frames, (batch, 3, H, W) -> (batch, 3, H, W).
-        x: (N, 3, H, W) float32 in [-1, 1], RGB.
+        fn: runs exactly ``batch`` frames (batch first: (batch, 3, H, W) float tensors or
+            (batch, H, W, 3) uint8 arrays) and returns as many.
+        x: N >= 1 frames of the same kind.
     """
     outs = []
     for start in range(0, x.shape[0], batch):
         chunk = x[start : start + batch]
         n = chunk.shape[0]
         if n < batch:
-            chunk = torch.cat([chunk, chunk[-1:].expand(batch - n, -1, -1, -1)], dim=0)
+            chunk = _cat([chunk] + [chunk[-1:]] * (batch - n))
         outs.append(fn(chunk)[:n])
-    return outs[0] if len(outs) == 1 else torch.cat(outs, dim=0)
+    return outs[0] if len(outs) == 1 else _cat(outs)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from rtderain.backends.base import BackendUnavailable, BuildSpec
+from rtderain.errors import RTDerainError
 from rtderain.models.export import export_onnx
 from rtderain.models.mgid import MGID
 
@@ -63,7 +64,9 @@ def _import_ort() -> Any:
 
 
 class OrtEngine:
-    """One ONNX Runtime session for a fixed (N, 3, H, W) fp32 input."""
+    """One ONNX Runtime session for a fixed input shape: (N, 3, H, W) float32 for a
+    ``float`` artifact (:meth:`infer`), (N, H, W, 3) uint8 for a ``u8`` one
+    (:meth:`infer_frames`, CPU)."""
 
     name = "onnxruntime"
 
@@ -73,6 +76,7 @@ class OrtEngine:
         self.multiple = multiple
         self.batch = spec.batch
         self.input_name = session.get_inputs()[0].name
+        self.io = spec.io
         provider = session.get_providers()[0].replace("ExecutionProvider", "")
         self.description = f"onnxruntime {provider} {spec.precision} on {self.device}"
 
@@ -94,6 +98,12 @@ class OrtEngine:
         self.session.run_with_iobinding(binding)
         return y
 
+    def infer_frames(self, frames: np.ndarray) -> np.ndarray:
+        """(batch, H, W, 3) uint8 RGB -> same (normalisation inside the graph), CPU."""
+        if self.io != "u8":
+            raise RTDerainError(f"internal: uint8 frames to an onnxruntime {self.io} graph")
+        return self.session.run(None, {self.input_name: np.ascontiguousarray(frames)})[0]
+
 
 class OrtBackend:
     """Backend-table entry: ONNX export as the artifact, an ORT session as the engine."""
@@ -101,6 +111,7 @@ class OrtBackend:
     name = "onnxruntime"
     suffix = ".onnx"
     static = True
+    frames_io = True
 
     def __init__(self, settings: OrtSettings | None = None) -> None:
         self.settings = settings or OrtSettings()
@@ -144,7 +155,7 @@ class OrtBackend:
         return dataclasses.asdict(self.settings)
 
     def build(self, model: MGID, spec: BuildSpec, path: Path) -> None:
-        export_onnx(model, path, spec.shape)
+        export_onnx(model, path, spec.shape, io=spec.io)
 
     def load(self, model: MGID, spec: BuildSpec, path: Path | None) -> OrtEngine:
         ort = _import_ort()

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from rtderain.backends.base import BackendUnavailable, BuildSpec
+from rtderain.errors import RTDerainError
 from rtderain.models.export import export_program
 from rtderain.models.mgid import MGID
 
@@ -66,7 +67,11 @@ def cpu_capabilities() -> list[str]:
 
 
 class OpenVinoEngine:
-    """One compiled OpenVINO model for a fixed (N, 3, H, W) fp32 input on the CPU."""
+    """One compiled OpenVINO model for a fixed input shape on the CPU.
+
+    A ``float`` artifact runs :meth:`infer`, a ``u8`` one :meth:`infer_frames`
+    (``BuildSpec.io``); the other method refuses, so a mix-up cannot pass silently.
+    """
 
     name = "openvino"
 
@@ -76,14 +81,24 @@ class OpenVinoEngine:
         self.device = torch.device("cpu")
         self.multiple = multiple
         self.batch = spec.batch
+        self.io = spec.io
         hint = compiled.get_property("INFERENCE_PRECISION_HINT")
         precision = hint.to_string() if hasattr(hint, "to_string") else str(hint)
-        self.description = f"openvino CPU {spec.precision} (runs {precision})"
+        self.description = f"openvino CPU {spec.precision} (runs {precision}, {spec.io} io)"
+
+    def _run(self, array: np.ndarray, io: str) -> np.ndarray:
+        if io != self.io:
+            raise RTDerainError(f"internal: {io} input to an openvino {self.io} graph")
+        self.request.infer([np.ascontiguousarray(array)])
+        return np.array(self.request.get_output_tensor(0).data, copy=True)
 
     def infer(self, x: torch.Tensor) -> torch.Tensor:
         """(batch, 3, H, W) float32 [-1, 1] RGB -> same, on the CPU."""
-        self.request.infer([np.ascontiguousarray(x.numpy())])
-        return torch.from_numpy(np.array(self.request.get_output_tensor(0).data, copy=True))
+        return torch.from_numpy(self._run(x.numpy(), "float"))
+
+    def infer_frames(self, frames: np.ndarray) -> np.ndarray:
+        """(batch, H, W, 3) uint8 RGB -> same (normalisation inside the graph)."""
+        return self._run(frames, "u8")
 
 
 class OpenVinoBackend:
@@ -92,6 +107,7 @@ class OpenVinoBackend:
     name = "openvino"
     suffix = ".blob"
     static = True
+    frames_io = True
 
     def __init__(self, settings: OpenVinoSettings | None = None) -> None:
         self.settings = settings or OpenVinoSettings()
@@ -132,8 +148,8 @@ class OpenVinoBackend:
         # torch.export -> OpenVINO is about twice as fast as OpenVINO's own TorchScript trace.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # torch pytree notices
-            converted = ov.convert_model(export_program(model, spec.shape))
-        converted.reshape(list(spec.shape))  # static shape: the fastest kernels
+            converted = ov.convert_model(export_program(model, spec.shape, io=spec.io))
+        converted.reshape(list(spec.input_shape))  # static shape: the fastest kernels
         compiled = ov.Core().compile_model(converted, "CPU", self._config(spec.precision))
         buf = io.BytesIO()
         compiled.export_model(buf)

@@ -15,11 +15,13 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from rtderain.backends.base import BackendUnavailable, BuildSpec, Engine, run_fixed_batch
 from rtderain.backends.cache import ArtifactKey, EngineCache, device_name
 from rtderain.errors import RTDerainError
+from rtderain.media.frames import from_tensor, to_tensor
 from rtderain.models.mgid import MGID
 
 log = logging.getLogger(__name__)
@@ -96,8 +98,11 @@ def candidates(engine: str, device: torch.device) -> list[str]:
 class CachedEngine:
     """A static-shape backend behind the :class:`Engine` interface for any N, H, W.
 
-    Builds (or loads from the engine cache) one artifact per padded frame size on first
-    use, pads the last batch to the built batch size and trims it (``run_fixed_batch``).
+    Builds (or loads from the engine cache) one artifact per padded frame size and graph
+    interface on first use, pads the last batch to the built batch size and trims it
+    (``run_fixed_batch``). ``infer`` takes float tensors; ``infer_frames`` takes 8-bit
+    frames and runs a ``u8`` graph where the backend builds one on this device
+    (``frames_io``), else converts and calls ``infer``.
     """
 
     def __init__(
@@ -120,11 +125,18 @@ class CachedEngine:
         self.multiple = model.multiple
         self.cache = cache
         self.digest = weights_digest(model)
-        self._engines: dict[tuple[int, int], Engine] = {}
+        # u8 graphs on the CPU: on a GPU the float path already uploads uint8 frames.
+        self.frames_io = bool(getattr(backend, "frames_io", False)) and device.type == "cpu"
+        self._engines: dict[tuple[int, int, str], Any] = {}
         self.description = f"{self.name} {precision} on {device} (built on first frame)"
 
-    def key(self, height: int, width: int) -> ArtifactKey:
-        """The cache key of the artifact for one padded frame size."""
+    @property
+    def default_io(self) -> str:
+        """The graph interface 8-bit video runs: ``u8`` where available, else ``float``."""
+        return "u8" if self.frames_io else "float"
+
+    def key(self, height: int, width: int, io: str = "float") -> ArtifactKey:
+        """The cache key of the artifact for one padded frame size and graph interface."""
         spec = BuildSpec(
             model=self.model.config.name,
             digest=self.digest,
@@ -133,6 +145,7 @@ class CachedEngine:
             width=width,
             precision=self.precision,
             device=str(self.device),
+            io=io,
         )
         return ArtifactKey(
             spec=spec,
@@ -142,28 +155,39 @@ class CachedEngine:
             settings=self.backend.settings_dict(),
         )
 
-    def prepare(self, height: int, width: int) -> Engine:
-        """Build or load the engine for a padded (H, W); returns it (cached in memory)."""
-        if (height, width) not in self._engines:
-            key = self.key(height, width)
+    def prepare(self, height: int, width: int, io: str = "float") -> Any:
+        """Build or load the engine for a padded (H, W) and ``io``; returns it (kept)."""
+        if (height, width, io) not in self._engines:
+            key = self.key(height, width, io)
             engine = self.cache.get_or_build(
                 key,
                 self.backend.suffix,
                 build=lambda path: self.backend.build(self.model, key.spec, path),
                 load=lambda path: self.backend.load(self.model, key.spec, path),
             )
-            self._engines[(height, width)] = engine
+            self._engines[(height, width, io)] = engine
             self.description = f"{engine.description}, batch {self.batch}"
-        return self._engines[(height, width)]
+        return self._engines[(height, width, io)]
 
     def artifacts(self) -> list[Path]:
         """Cache paths of the artifacts built or loaded so far."""
-        return [self.cache.paths(self.key(h, w), self.backend.suffix)[0] for h, w in self._engines]
+        return [
+            self.cache.paths(self.key(h, w, io), self.backend.suffix)[0]
+            for h, w, io in self._engines
+        ]
 
     def infer(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) float32 [-1, 1] RGB on ``device`` -> same shape and range."""
         engine = self.prepare(x.shape[2], x.shape[3])
         return run_fixed_batch(engine.infer, x, self.batch)
+
+    def infer_frames(self, frames: np.ndarray) -> np.ndarray:
+        """(N, H, W, 3) uint8 RGB, H and W padded -> de-rained, same shape and dtype."""
+        if not self.frames_io:
+            with torch.inference_mode():
+                return from_tensor(self.infer(to_tensor(frames, self.device)))
+        engine = self.prepare(frames.shape[1], frames.shape[2], "u8")
+        return run_fixed_batch(engine.infer_frames, frames, self.batch)
 
 
 def _padded(size: tuple[int, int], multiple: int) -> tuple[int, int]:
@@ -190,8 +214,8 @@ def create_engine(
         device: ``cpu``, ``cuda[:N]`` or ``auto``.
         precision: ``fp32``, ``bf16``, ``fp16`` or ``auto``.
         size: frame (H, W) (padded up to the model's multiple here); given, static-shape
-            backends build now, so a failing build falls back right away. ``None``: they
-            build on the first frame.
+            backends build now (the graph 8-bit video runs, ``default_io``), so a failing
+            build falls back right away. ``None``: they build on the first frame.
         batch: frames per call for static-shape backends.
         engines_dir: engine cache folder (default: see :mod:`rtderain.backends.cache`).
         settings: per-backend settings dataclasses, e.g. ``{"torch": TorchSettings(...)}``.
@@ -212,7 +236,7 @@ def create_engine(
             if backend.static:
                 result: Any = CachedEngine(backend, model, dev, prec, batch, cache)
                 if size is not None:
-                    result.prepare(*_padded(size, model.multiple))
+                    result.prepare(*_padded(size, model.multiple), result.default_io)
             else:
                 spec = BuildSpec(model.config.name, "", batch, 0, 0, prec, str(dev))
                 result = backend.load(model, spec, None)

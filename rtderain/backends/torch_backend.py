@@ -91,6 +91,7 @@ class TorchBackend:
     name = "torch"
     suffix = ""
     static = False
+    frames_io = False  # eager: the float path is as fast (see media.frames.to_tensor)
 
     def __init__(self, settings: TorchSettings | None = None) -> None:
         self.settings = settings or TorchSettings()

@@ -2,8 +2,9 @@
 
 For every backend x precision x model x resolution it measures
 
-* **model only**: median wall time of ``engine.infer`` on a padded (N, 3, H, W) batch,
-  divided by N, after warm-up (the engine build/load is not timed);
+* **model only**: median wall time of the engine on a padded batch of N 8-bit frames as
+  the pipeline calls it (uint8 in and out, normalisation included), divided by N, after
+  warm-up (the engine build/load is not timed);
 * **end to end**: :func:`rtderain.pipeline.derain_video` on a real H.264 file it generates
   (decode -> batched inference -> H.264 encode, every frame, audio-free), in frames/s.
 
@@ -30,6 +31,7 @@ import numpy as np
 import torch
 
 from rtderain.backends.cli import parse_size
+from rtderain.media.frames import derain_frames
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +99,9 @@ def make_clip(path: Path, width: int, height: int, frames: int, fps: int = 30) -
 
 def time_model(engine, model, height: int, width: int, batch: int, iters: int, warmup: int,
                budget_s: float) -> tuple[float, float]:
-    """(median wall ms, mean process CPU ms) per frame of ``engine.infer`` on a padded batch.
+    """(median wall ms, mean process CPU ms) per frame of the engine on a padded batch of
+    8-bit frames, called as the video pipeline calls it (:func:`derain_frames`: uint8 in
+    and out, the normalisation included, inside the graph where the engine has one).
 
     The build is not timed. CPU time sums every thread of this process: on a CPU shared
     with other jobs it shows the work done, which wall time alone hides.
@@ -107,11 +111,11 @@ def time_model(engine, model, height: int, width: int, batch: int, iters: int, w
     """
     m = model.multiple
     h, w = -(-height // m) * m, -(-width // m) * m
-    x = (torch.rand(batch, 3, h, w) * 2 - 1).to(engine.device)
+    x = np.random.default_rng(0).integers(0, 256, (batch, h, w, 3), dtype=np.uint8)
 
     def call() -> float:
         start = time.perf_counter()
-        engine.infer(x)
+        derain_frames(engine, x)
         if engine.device.type == "cuda":
             torch.cuda.synchronize(engine.device)
         return time.perf_counter() - start

@@ -25,7 +25,7 @@ from rtderain.live.queues import Closed, LatestQueue
 from rtderain.live.sinks import OutputFrame, Sink, SinkWorker
 from rtderain.live.sources import LiveFrame, SourceReader
 from rtderain.live.stats import LiveStats, StatsSnapshot
-from rtderain.media.frames import from_tensor, run_padded, to_tensor
+from rtderain.media.frames import derain_frames
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +56,7 @@ class LiveOptions:
 def derain_frame(engine: Engine, rgb: np.ndarray) -> np.ndarray:
     """De-rain one (H, W, 3) uint8 RGB frame: pad to ``engine.multiple`` (reflect), infer,
     crop. Returns (H, W, 3) uint8 RGB."""
-    x = to_tensor(rgb[None], engine.device)
-    return from_tensor(run_padded(engine.infer, x, engine.multiple))[0]
+    return derain_frames(engine, rgb[None])[0]
 
 
 class _LatencyGuard:

@@ -1,4 +1,5 @@
-"""Frame arrays <-> model tensors, and padding to the model's multiple.
+"""Frame arrays <-> model tensors, padding to the model's multiple, and running an engine
+on frames (:func:`derain_frames`, the one place every job calls an engine).
 
 Frames are numpy ``(N, H, W, 3)`` RGB, ``uint8`` (8-bit sources) or ``uint16`` (deeper
 sources, full 16-bit scale). Model tensors are ``(N, 3, H, W)`` float32 in [-1, 1], RGB.
@@ -7,6 +8,7 @@ sources, full 16-bit scale). Model tensors are ``(N, 3, H, W)`` float32 in [-1, 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -91,3 +93,47 @@ def run_padded(infer, x: torch.Tensor, multiple: int) -> torch.Tensor:
     """Pad ``x`` to ``multiple``, run ``infer`` on it, crop the result back."""
     padded, size = pad_to_multiple(x, multiple)
     return crop(infer(padded), size)
+
+
+def pad_frames(
+    frames: np.ndarray | Sequence[np.ndarray], multiple: int
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """Stack ``(H, W, 3)`` frames into one C-contiguous ``(N, H', W', 3)`` batch,
+    reflect-padded on the bottom/right to multiples of ``multiple`` (as
+    :func:`pad_to_multiple`: the edge row/column is not repeated; replicate padding for
+    frames smaller than the padding). Returns the batch and the original (H, W).
+    """
+    first = frames[0]
+    h, w = first.shape[:2]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    out = np.empty((len(frames), h + ph, w + pw, 3), first.dtype)
+    border = cv2.BORDER_REFLECT_101 if ph < h and pw < w else cv2.BORDER_REPLICATE
+    for i, frame in enumerate(frames):
+        if ph or pw:
+            cv2.copyMakeBorder(frame, 0, ph, 0, pw, border, dst=out[i])
+        else:
+            out[i] = frame
+    return out, (h, w)
+
+
+def derain_frames(engine: Any, frames: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+    """Run ``engine`` on frames of one size: ``(H, W, 3)`` RGB uint8/uint16 each ->
+    ``(N, H, W, 3)`` de-rained, same dtype.
+
+    8-bit frames go to the engine's ``infer_frames`` when it has one (uint8 in and out,
+    normalised inside its graph); other frames, and engines without it, go through
+    :func:`to_tensor` -> ``engine.infer`` -> :func:`from_tensor`. Both pad to
+    ``engine.multiple`` and crop back.
+    """
+    first = frames[0]
+    fast = getattr(engine, "infer_frames", None)
+    if first.dtype == np.uint8 and fast is not None:
+        batch, (h, w) = pad_frames(frames, engine.multiple)
+        out = fast(batch)
+        if out.shape[1:3] != (h, w):
+            out = np.ascontiguousarray(out[:, :h, :w])
+        return out
+    x = to_tensor(frames, engine.device)
+    with torch.inference_mode():
+        y = run_padded(engine.infer, x, engine.multiple)
+    return from_tensor(y, first.dtype)

@@ -3,8 +3,17 @@
 Both exports trace :meth:`MGID.forward` (the inference graph: frame in, background out) at
 one static shape. The memory items are a buffer of the model, so they travel inside the
 exported artifact as a constant: a state-dict buffer of the ``ExportedProgram`` and an
-initializer of the ONNX graph, never an extra input. The only graph input is the frame,
-(N, 3, H, W) float in [-1, 1], RGB, H and W multiples of ``model.multiple``.
+initializer of the ONNX graph, never an extra input. The only graph input is the frame.
+
+Two graph interfaces (``io``):
+
+* ``float``: (N, 3, H, W) float in [-1, 1], RGB in, the background out, same layout;
+* ``u8``: (N, H, W, 3) uint8 RGB in and out (:class:`FrameGraph`): the normalisation,
+  layout change, rounding and clamping run inside the graph, where the runtime fuses them
+  with the first and last convolutions instead of the pipeline paying two passes over
+  every frame in Python.
+
+H and W are multiples of ``model.multiple`` in both.
 """
 
 from __future__ import annotations
@@ -27,6 +36,28 @@ log = logging.getLogger(__name__)
 _NOISY_LOGGERS = ("onnxscript", "onnx_ir", "torch.onnx")
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+IO_KINDS = ("float", "u8")
+
+
+class FrameGraph(torch.nn.Module):
+    """uint8 frames in, uint8 frames out around a float network.
+
+    ``forward``: (N, H, W, 3) uint8 RGB -> (N, H, W, 3) uint8 RGB. Inside: scale to
+    [-1, 1] in the network's dtype, run it, then ``round((y + 1) * 127.5)`` clamped to
+    [0, 255] in float32 (ties to even, as OpenCV's ``saturate_cast`` in
+    :func:`rtderain.media.frames.from_tensor`), so both interfaces quantise alike.
+    """
+
+    def __init__(self, net: torch.nn.Module, dtype: torch.dtype = torch.float32) -> None:
+        super().__init__()
+        self.net = net
+        self.dtype = dtype
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        x = frames.permute(0, 3, 1, 2).to(self.dtype) * (2.0 / 255.0) - 1.0
+        y = self.net(x).float()
+        y = torch.round(y * 127.5 + 127.5).clamp(0.0, 255.0).to(torch.uint8)
+        return y.permute(0, 2, 3, 1)
 
 
 @contextlib.contextmanager
@@ -62,12 +93,32 @@ def example_input(
     precision: str = "fp32",
     device: str | torch.device = "cpu",
     seed: int = 0,
+    io: str = "float",
 ) -> torch.Tensor:
-    """A random frame batch of ``shape`` in [-1, 1] (the tracing example)."""
+    """A random frame batch for ``shape`` = (N, 3, H, W) (the tracing example).
+
+    ``io="float"``: (N, 3, H, W) in [-1, 1] in ``precision``; ``io="u8"``: (N, H, W, 3)
+    uint8 (the precision is then the network's, inside the graph).
+    """
     check_shape(model, shape)
     gen = torch.Generator().manual_seed(seed)
+    if io == "u8":
+        n, _, h, w = shape
+        x = torch.randint(0, 256, (n, h, w, 3), generator=gen, dtype=torch.uint8)
+        return x.to(device=device)
+    if io != "float":
+        raise RTDerainError(f"unknown graph interface {io!r} (use {', '.join(IO_KINDS)})")
     x = torch.rand(shape, generator=gen) * 2 - 1
     return x.to(device=device, dtype=DTYPES[precision])
+
+
+def graph_module(
+    model: MGID, precision: str = "fp32", device: str | torch.device = "cpu", io: str = "float"
+) -> torch.nn.Module:
+    """A copy of ``model`` in eval mode, cast to ``precision`` on ``device``, wrapped in
+    :class:`FrameGraph` for ``io="u8"`` (the caller's model is not modified)."""
+    net = copy.deepcopy(model).eval().to(device=device, dtype=DTYPES[precision])
+    return FrameGraph(net, DTYPES[precision]) if io == "u8" else net
 
 
 def export_program(
@@ -75,6 +126,7 @@ def export_program(
     shape: tuple[int, int, int, int],
     precision: str = "fp32",
     device: str | torch.device = "cpu",
+    io: str = "float",
 ) -> torch.export.ExportedProgram:
     """``torch.export`` of ``model.forward`` at a static ``shape``.
 
@@ -83,26 +135,32 @@ def export_program(
         precision: the model and example are cast to this dtype first (``fp16`` for
             TensorRT); the caller's model is not modified.
         device: where the traced weights and example live (``cuda`` for TensorRT).
+        io: graph interface, ``float`` or ``u8`` (see the module docstring).
     """
-    example = example_input(model, shape, precision, device)
-    net = copy.deepcopy(model).eval().to(device=device, dtype=DTYPES[precision])
+    example = example_input(model, shape, precision, device, io=io)
+    net = graph_module(model, precision, device, io)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracing internals' deprecation notices
         return torch.export.export(net, (example,), strict=False)
 
 
 def export_onnx(
-    model: MGID, path: str | Path, shape: tuple[int, int, int, int], opset: int = 20
+    model: MGID,
+    path: str | Path,
+    shape: tuple[int, int, int, int],
+    opset: int = 20,
+    io: str = "float",
 ) -> Path:
     """Write ``model.forward`` as a self-contained ONNX file (fp32, static ``shape``).
 
     The torch.export-based exporter (``dynamo=True``) is used; weights and memory items are
-    stored inside the file (no external data). Input ``frames``, output ``background``.
+    stored inside the file (no external data). Input ``frames``, output ``background``;
+    ``io`` as in :func:`export_program`.
     """
     check_shape(model, shape)
     path = Path(path)
-    example = example_input(model, shape)
-    net = copy.deepcopy(model).eval().cpu()
+    example = example_input(model, shape, io=io)
+    net = graph_module(model, io=io)
     with torch.no_grad(), _quiet_exporter():
         program = torch.onnx.export(
             net,

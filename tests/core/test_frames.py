@@ -6,7 +6,16 @@ import numpy as np
 import pytest
 import torch
 
-from rtderain.media.frames import crop, from_tensor, pad_to_multiple, run_padded, to_tensor
+from rtderain.backends.base import IdentityEngine
+from rtderain.media.frames import (
+    crop,
+    derain_frames,
+    from_tensor,
+    pad_frames,
+    pad_to_multiple,
+    run_padded,
+    to_tensor,
+)
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
@@ -38,3 +47,40 @@ def test_pad_then_crop(h, w, m):
     assert size == (h, w)
     torch.testing.assert_close(crop(padded, size), x)
     torch.testing.assert_close(run_padded(lambda t: t * 2, x, m), x * 2)
+
+
+@pytest.mark.parametrize(("h", "w", "multiple"), [(37, 50, 8), (360, 640, 16), (3, 5, 8)])
+def test_pad_frames_matches_tensor_padding(h, w, multiple):
+    """The uint8 path's padding equals the float path's (reflect, edge not repeated;
+    replicate when the frame is smaller than the padding)."""
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in range(2)]
+    batch, size = pad_frames(frames, multiple)
+    assert size == (h, w) and batch.flags.c_contiguous
+    assert batch.shape[1] % multiple == 0 and batch.shape[2] % multiple == 0
+    padded, _ = pad_to_multiple(torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2), multiple)
+    assert np.array_equal(batch, padded.permute(0, 2, 3, 1).numpy())
+
+
+def test_derain_frames_takes_the_uint8_path_only_for_8_bit():
+    calls = []
+
+    class Spy(IdentityEngine):
+        multiple = 8
+
+        def infer(self, x):
+            calls.append("float")
+            return x
+
+        def infer_frames(self, frames):
+            calls.append(frames.shape)
+            return frames
+
+    eng = Spy()
+    rgb = np.random.default_rng(1).integers(0, 256, (2, 37, 50, 3), dtype=np.uint8)
+    out = derain_frames(eng, list(rgb))
+    assert np.array_equal(out, rgb) and out.flags.c_contiguous
+    assert calls == [(2, 40, 56, 3)]
+    deep = (rgb.astype(np.uint16) * 257)
+    assert np.array_equal(derain_frames(eng, deep), deep)
+    assert calls[-1] == "float"

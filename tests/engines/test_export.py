@@ -39,8 +39,9 @@ def test_onnx_export_matches_eager(model, tmp_path_factory):
     the onnxruntime parity tests reuse it)."""
     ort = pytest.importorskip("onnxruntime")
     x = torch.cat([random_frames(1), real_frames(1)])
-    engine = create_engine(model, "onnxruntime", "cpu", "fp32", size=(HEIGHT, WIDTH), batch=2,
+    engine = create_engine(model, "onnxruntime", "cpu", "fp32", batch=2,
                            engines_dir=shared_engines_dir(tmp_path_factory))
+    engine.prepare(HEIGHT, WIDTH, "float")
     (path,) = engine.artifacts()
     graph = onnx.load(str(path)).graph
     assert [i.name for i in graph.input] == ["frames"]
@@ -55,6 +56,22 @@ def test_onnx_export_matches_eager(model, tmp_path_factory):
         expected = model(x).numpy()
     assert np.abs(got - expected).max() <= 1e-4
     assert (engine.infer(x) - torch.from_numpy(expected)).abs().max().item() <= 1e-4
+
+
+def test_u8_graph_export_matches_float_path(model):
+    """The uint8 graph (``FrameGraph``) = the float graph quantised as ``from_tensor`` does."""
+    from rtderain.media.frames import from_tensor, to_tensor
+
+    x = torch.cat([random_frames(1), real_frames(1)])
+    frames = from_tensor(x)
+    program = export_program(model, tuple(x.shape), io="u8")
+    assert len(program.graph_signature.user_inputs) == 1
+    with torch.no_grad():
+        got = program.module()(torch.from_numpy(frames)).numpy()
+        expected = from_tensor(model(to_tensor(frames)))
+    assert got.dtype == np.uint8 and got.shape == frames.shape
+    assert (expected.astype(int) != frames).any(), "model is still the identity"
+    assert np.abs(got.astype(int) - expected).max() <= 1
 
 
 def test_export_onnx_writes_a_standalone_file(tmp_path):

@@ -2,16 +2,20 @@
 
 fp32: max abs error <= 1e-4 on the [-1, 1] scale; bf16/fp16: PSNR >= 40 dB against fp32.
 Both on random frames and on crops of a real rainy frame, with a perturbed rain head.
+The uint8 graphs (``io="u8"``, what 8-bit video runs) against eager fp32 quantised the
+pipeline's way: fp32 within one level, bf16/fp16 PSNR >= 40 dB.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 from rtderain.backends import BackendUnavailable, create_engine, get_backend
+from rtderain.media.frames import derain_frames, from_tensor
 
-from .conftest import HEIGHT, WIDTH, psnr, random_frames, real_frames, shared_engines_dir
+from .conftest import psnr, random_frames, real_frames, shared_engines_dir
 
 CPU = torch.device("cpu")
 FP32_BACKENDS = ["torch", "onnxruntime", "openvino"]
@@ -23,8 +27,8 @@ def _engine(model, name, precision, tmp_path_factory):
         get_backend(name).check(CPU, precision)
     except BackendUnavailable as exc:
         pytest.skip(str(exc))
-    engine = create_engine(
-        model, name, "cpu", precision, size=(HEIGHT, WIDTH), batch=2,
+    engine = create_engine(  # no size: each test builds only the graph it runs
+        model, name, "cpu", precision, batch=2,
         engines_dir=shared_engines_dir(tmp_path_factory),
     )
     assert engine.selection.startswith(f"{name} {precision}"), engine.selection
@@ -57,6 +61,33 @@ def test_reduced_precision_psnr(model, name, precision, tmp_path_factory):
         got = engine.infer(x)
         value = psnr(got, expected)
         assert value >= 40.0, f"{name} {precision} on {kind} frames: PSNR {value:.1f} dB"
+
+
+U8_CASES = [("onnxruntime", "fp32"), ("openvino", "fp32"), ("openvino", "bf16"),
+            ("openvino", "fp16")]
+
+
+@pytest.mark.parametrize(("name", "precision"), U8_CASES)
+def test_u8_graph_parity(model, name, precision, tmp_path_factory):
+    """8-bit frames through the engine's uint8 graph (normalisation inside it) against
+    eager fp32 followed by the float path's quantisation (``from_tensor``)."""
+    engine = _engine(model, name, precision, tmp_path_factory)
+    assert engine.frames_io
+    for kind, x in _frames().items():
+        frames = from_tensor(x)  # (2, H, W, 3) uint8
+        with torch.no_grad():
+            expected = from_tensor(model.float()(torch.from_numpy(frames).permute(
+                0, 3, 1, 2).float() / 127.5 - 1)).astype(int)
+        got = derain_frames(engine, frames)
+        assert got.dtype == frames.dtype and got.shape == frames.shape
+        assert [k[2] for k in engine._engines] == ["u8"], "the float graph was used"
+        diff = abs(got.astype(int) - expected)
+        if precision == "fp32":
+            assert diff.max() <= 1, f"{name} u8 on {kind} frames: max diff {diff.max()}"
+        else:
+            mse = float((diff.astype(float) ** 2).mean())
+            value = float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+            assert value >= 40.0, f"{name} {precision} u8 on {kind}: PSNR {value:.1f} dB"
 
 
 def test_odd_batch_through_static_engine(tmp_path_factory):
