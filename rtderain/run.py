@@ -223,7 +223,7 @@ def run(
         Path(out_dir).mkdir(parents=True, exist_ok=True)
     from rtderain.runner import Runner  # heavy imports (torch) only when there is work
 
-    runner = Runner(cfg, quiet=quiet)
+    runner = Runner(cfg, quiet=quiet, notify=None if quiet else lambda s: click.echo(s, err=True))
     for job in jobs:
         line = runner.run(job, overwrite=overwrite)
         if not quiet:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -22,11 +23,17 @@ log = logging.getLogger(__name__)
 
 
 class Runner:
-    """Load the model once; build one engine per padded frame size; run jobs."""
+    """Load the model once; build one engine per padded frame size; run jobs.
 
-    def __init__(self, cfg: RunConfig, quiet: bool = False) -> None:
+    ``notify`` receives one line per engine chosen (which backend runs and why).
+    """
+
+    def __init__(
+        self, cfg: RunConfig, quiet: bool = False, notify: Callable[[str], None] | None = None
+    ) -> None:
         self.cfg = cfg
         self.quiet = quiet
+        self.notify = notify
         self.model = load_model(cfg.model if cfg.weights is None else None, cfg.weights)
         if cfg.weights is None and getattr(self.model, "weights_path", None) is None:
             log.warning(
@@ -48,6 +55,8 @@ class Runner:
                 batch=batch,
             )
             log.info("engine for %dx%d: %s", key[1], key[0], eng.description)
+            if self.notify and getattr(eng, "selection", None):
+                self.notify(f"engine for {key[1]}x{key[0]}: {eng.selection}")
             self._engines[key] = eng
         return self._engines[key]
 

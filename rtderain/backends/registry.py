@@ -86,6 +86,14 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return precision
 
 
+def _precision_reason(precision: str, device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{precision} on CUDA"
+    if precision == "bf16":
+        return "bf16, the CPU has native bf16 (AVX-512 BF16 / AMX)"
+    return f"{precision}, the CPU has no native bf16"
+
+
 def candidates(engine: str, device: torch.device) -> list[str]:
     """Backends to try in order: the forced one first (if any), then the device's list."""
     order = list(FALLBACK.get(device.type, ("torch",)))
@@ -250,9 +258,15 @@ def create_engine(
             tried.append(reason)
             log.warning("engine %s failed, falling back: %s", name, reason)
             continue
+        if dev.type == "cuda":  # uint8 over the bus, pinned staging, maths on the GPU
+            from rtderain.backends.transfer import CudaFrameEngine
+
+            result = CudaFrameEngine(result)
         why = "forced with --engine" if name == engine else (
             f"first available for {dev.type} in {' > '.join(FALLBACK.get(dev.type, ()))}"
         )
+        if precision == "auto":
+            why += "; precision auto: " + _precision_reason(prec, dev)
         if tried:
             why += f"; skipped: {'; '.join(tried)}"
         result.selection = f"{name} {prec} on {dev} ({why})"

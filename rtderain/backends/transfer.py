@@ -8,6 +8,8 @@ On a CPU device the same class works without pinning (identical numbers).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -62,3 +64,28 @@ class FrameTransfer:
         if self.pinned:
             torch.cuda.current_stream(self.device).synchronize()
         return staging.numpy().copy()
+
+
+class CudaFrameEngine:
+    """Gives a GPU engine ``infer_frames``: 8-bit frames go up as uint8 from pinned memory,
+    are normalised, de-rained and quantised on the GPU, and come back as uint8.
+
+    Wraps any :class:`rtderain.backends.base.Engine` (``create_engine`` wraps every CUDA
+    engine); other attributes (``selection``, ``artifacts``, ...) are the wrapped engine's.
+    On a CPU engine it works too, without pinning, with the same numbers.
+    """
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        self.transfer = FrameTransfer(engine.device)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.engine, name)
+
+    def infer(self, x: torch.Tensor) -> torch.Tensor:
+        return self.engine.infer(x)
+
+    def infer_frames(self, frames: np.ndarray) -> np.ndarray:
+        """(N, H, W, 3) uint8 RGB, H and W padded -> de-rained, same shape and dtype."""
+        with torch.inference_mode():
+            return self.transfer.download(self.engine.infer(self.transfer.upload(frames)))

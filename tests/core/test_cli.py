@@ -41,6 +41,8 @@ def test_summary_line_and_progress(tmp_path):
     result = run_cli("run", str(src), "-o", str(dst), "--model", "mgid-rt")
     assert result.returncode == 0, result.stderr
     assert "5 frames in" in result.stderr and "fps" in result.stderr
+    # --engine auto says which engine it chose and why
+    assert "engine for" in result.stderr and "first available for cpu" in result.stderr
 
 
 def test_several_inputs_out_dir_and_image_and_folder(tmp_path):

@@ -38,3 +38,22 @@ def test_gpu_upload_uses_pinned_memory_and_round_trips():
     x = t.upload(f)
     assert x.is_cuda and t._up is not None and t._up.is_pinned()
     assert np.array_equal(t.download(x), f)
+
+
+def test_frame_engine_wrapper_matches_the_float_path():
+    """CudaFrameEngine (what create_engine puts around every CUDA engine) gives the same
+    frames as the float path; checked here on the CPU, where it skips pinning."""
+    from rtderain.backends.torch_backend import TorchEngine
+    from rtderain.backends.transfer import CudaFrameEngine
+    from rtderain.media.frames import derain_frames
+
+    from .conftest import perturbed_model
+
+    inner = TorchEngine(perturbed_model("mgid-rt"))
+    wrapped = CudaFrameEngine(inner)
+    assert wrapped.multiple == inner.multiple and wrapped.description == inner.description
+    f = _frames(2, 37, 50)
+    expected = derain_frames(inner, list(f))
+    assert (expected != f).any(), "model is still the identity"
+    got = derain_frames(wrapped, list(f))
+    assert np.abs(got.astype(int) - expected).max() <= 1
