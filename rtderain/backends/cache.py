@@ -106,7 +106,8 @@ class ArtifactKey:
     def stem(self) -> str:
         """Readable, unique file stem.
 
-        e.g. ``mgid-rt_<weights>_openvino_fp32_b1_640x368_amd-epyc_<key hash>``.
+        e.g. ``mgid-rt_<weights>_openvino_bf16-u8_b1_640x368_<cpu>_<key hash>`` (``-u8``: the
+        uint8 graph interface).
         """
         s = self.spec
         return "_".join(
@@ -114,7 +115,7 @@ class ArtifactKey:
                 _slug(s.model),
                 s.digest,
                 self.backend,
-                s.precision,
+                s.precision if s.io == "float" else f"{s.precision}-{s.io}",
                 f"b{s.batch}",
                 f"{s.width}x{s.height}",
                 _slug(self.device_name),

@@ -37,6 +37,7 @@ def _variants() -> dict[str, ArtifactKey]:
             ("width", 1280),
             ("precision", "bf16"),
             ("device", "cuda:0"),
+            ("io", "u8"),
         ]
     }
     out["backend"] = dataclasses.replace(KEY, backend="onnxruntime")
