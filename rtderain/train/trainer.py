@@ -3,7 +3,8 @@
 Outputs in ``<run.out_dir>/<run.name>/``: ``config.yaml`` (the effective config),
 ``log.jsonl`` (losses and validation, one JSON object a line), ``train.log``, ``last.pt``
 (full training state, written atomically every ``ckpt_every_min``; ``--resume`` continues
-from it), ``best.pt`` (model-only, best validation score) and ``final.pt``.
+from it), ``best.pt`` (model-only, best validation score) and ``final.pt``. While a file
+``PAUSE`` exists in that folder the run holds between steps (not counted as training time).
 """
 
 from __future__ import annotations
@@ -243,6 +244,7 @@ class Trainer:
         budget = 60.0 * cfg.optim.time_budget_min if cfg.optim.time_budget_min else math.inf
         losses: dict[str, float] = {}
         while self.step < cfg.optim.steps and self.train_seconds < budget:
+            self._wait_while_paused()
             t0 = time.monotonic()
             terms = self.train_step()
             self.train_seconds += time.monotonic() - t0
@@ -278,6 +280,17 @@ class Trainer:
             if not (self.out / "best.pt").is_file():
                 save_checkpoint(self.model, self.out / "best.pt", meta)
         return self.out
+
+    def _wait_while_paused(self) -> None:
+        """Hold between steps while ``<out>/PAUSE`` exists (frees the CPU, e.g. for a
+        benchmark); the pause is not training time and the run resumes by itself."""
+        pause = self.out / "PAUSE"
+        if not pause.exists():
+            return
+        log.info("paused: %s exists (remove it to continue)", pause)
+        while pause.exists() and not self._stop:
+            time.sleep(0.5)
+        log.info("pause over")
 
     def _stop_everywhere(self) -> bool:
         if not self.distributed:

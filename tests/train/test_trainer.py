@@ -74,6 +74,26 @@ def test_run_writes_checkpoints_log_and_config(tiny_clips: Path, tmp_path: Path)
     assert meta["step"] == 3 and "lb" in meta["losses"]
 
 
+def test_pause_file_holds_training_without_counting_it(
+    tiny_clips: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+    import threading
+    import time
+
+    trainer = _trainer(_raw(tiny_clips, tmp_path, steps=2))
+    trainer.out.mkdir(parents=True)
+    (trainer.out / "PAUSE").touch()
+    threading.Timer(2.0, (trainer.out / "PAUSE").unlink).start()
+    start = time.monotonic()
+    with caplog.at_level(logging.INFO, logger="rtderain.train.trainer"):
+        trainer.run()
+    assert time.monotonic() - start >= 2.0  # it waited for the file to go
+    assert any("paused" in r.message for r in caplog.records)
+    assert trainer.step == 2
+    assert trainer.train_seconds < 1.5  # the 2 s wait is not training time
+
+
 @pytest.mark.slow
 def test_ddp_two_processes_keep_memory_identical(tiny_clips: Path, tmp_path: Path) -> None:
     cfg = tmp_path / "ddp.yaml"
