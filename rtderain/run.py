@@ -244,6 +244,8 @@ def models() -> None:
             info = "none shipped (untrained network = identity)"
         else:
             meta = read_checkpoint(path).get("meta", {})
-            steps = meta.get("steps", "?")
-            info = f"{path.name} ({path.stat().st_size / 1e6:.1f} MB, {steps} training steps)"
+            steps = meta.get("step", "?")
+            minutes = meta.get("train_minutes")
+            trained = f"{steps} training steps" + (f", {minutes:.0f} min" if minutes else "")
+            info = f"{path.name} ({path.stat().st_size / 1e6:.1f} MB, {trained})"
         click.echo(f"{name:<10} {params / 1e6:>8.3f}M {cfg.multiple:>4}  {info}")

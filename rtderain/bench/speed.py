@@ -257,9 +257,13 @@ def speed(backends: str, precisions: str, models: str, sizes: str, batch: int, d
                                    _split(precisions))
         for model, size, backend, precision in combos:
             row = measure(Row(model, backend, precision, size, batch), args, clips, Path(tmp))
-            click.echo(f"  {model} {backend} {precision} {size}: {row.model_ms or 0:.1f} "
-                       f"ms/frame ({row.cpu_ms or 0:.0f} CPU ms), {row.e2e_fps or 0:.1f} fps "
-                       f"end to end {row.note}", err=True)
+            if row.model_ms is None:
+                line = row.note
+            else:
+                e2e = f"{row.e2e_fps:.1f} fps end to end" if row.e2e_fps else "no end-to-end run"
+                line = (f"{row.model_ms:.1f} ms/frame ({row.cpu_ms or 0:.0f} CPU ms), {e2e}"
+                        + (f" ({row.note})" if row.note else ""))
+            click.echo(f"  {model} {backend} {precision} {size}: {line}", err=True)
             rows.append(row)
     command = (f"rtderain bench speed --backends {backends} --precisions {precisions} "
                f"--models {models} --sizes {sizes} --batch {batch} --device {device} "

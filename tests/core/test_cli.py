@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -199,3 +200,12 @@ def test_ctrl_c_leaves_no_output(tmp_path):
     assert "Traceback" not in err
     assert not out.exists()
     assert not list(tmp_path.glob(".out.partial*"))
+
+
+def test_models_lists_sizes_and_shipped_weights():
+    result = run_cli("models")
+    assert result.returncode == 0, result.stderr
+    for name in ("mgid", "mgid-rt"):
+        line = next(x for x in result.stdout.splitlines() if x.split()[:1] == [name])
+        # e.g. "mgid-rt 0.054M 16 mgid-rt.pt (0.2 MB, 14000 training steps, 24 min)"
+        assert re.search(r"\d+ training steps", line), line
