@@ -69,6 +69,17 @@ PRESETS: dict[str, RainRanges] = {
         veil=(0.05, 0.35),
         drop_prob=0.05,
     ),
+    # Light rain filmed with a video shutter (1/25-1/50 s): few, long, thin motion-blurred
+    # streaks, near vertical, little fog (real rain video, NTURain's rendered streaks).
+    "long": RainRanges(
+        density=(0.00015, 0.0007),
+        length=(40.0, 160.0),
+        width=(0.25, 0.6),
+        angle=(-10.0, 10.0),
+        angle_jitter=2.0,
+        opacity=(0.3, 0.8),
+        veil=(0.0, 0.03),
+    ),
 }
 MIXED_LIGHT_SHARE = 0.6  # preset "mixed": this share of clips light, the rest heavy
 

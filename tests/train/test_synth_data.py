@@ -41,6 +41,25 @@ def test_heavy_rain_brightens_more_than_light() -> None:
     assert 0 < means["light"] < means["heavy"]
 
 
+def test_long_preset_draws_longer_streaks() -> None:
+    """``long`` (video-shutter streaks) correlates along the fall direction (made vertical
+    here) over a longer distance than ``light``."""
+    clean = np.full((192, 192, 3), 0.2, np.float32)
+    corr = {}
+    for preset in ("light", "long"):
+        vals = []
+        for seed in range(4):
+            rng = np.random.default_rng(seed)
+            style = {**draw_style(PRESETS[preset], rng), "jpeg": 0, "noise": 0.0, "gain": 0.0,
+                     "jitter": 0.0, "drops": [0, 0], "angle": 0.0, "angle_jitter": 0.0}
+            rainy, backs = render_clip(clean, 1, style, rng)
+            layer = (rainy[0] - backs[0]).mean(axis=2)
+            a, b = layer[:-30].ravel(), layer[30:].ravel()
+            vals.append(float(np.corrcoef(a, b)[0, 1]))
+        corr[preset] = np.mean(vals)
+    assert corr["long"] > corr["light"] + 0.1, corr
+
+
 def test_synth_cli_writes_clips_and_clean_frames(tmp_path: Path, tiny_clips: Path) -> None:
     src = next(tiny_clips.glob("clip_*/clean/00000.png"))
     args = [str(src), "-o", str(tmp_path / "a"), "--frames", "3", "--seed", "5", "--write-clean"]
