@@ -35,8 +35,14 @@ def init_from_env(device: str) -> bool:
 
 
 def shutdown() -> None:
-    """Destroy the process group if one exists."""
+    """Destroy the process group if one exists, once every rank has got here.
+
+    Without the barrier a rank with less work left (not rank 0, which writes the final
+    checkpoints) tears its gloo connections down while rank 0 still holds them, and gloo
+    can abort that process ("terminate called without an active exception").
+    """
     if dist.is_available() and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 
