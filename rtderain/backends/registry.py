@@ -133,7 +133,8 @@ class CachedEngine:
         self.multiple = model.multiple
         self.cache = cache
         self.digest = weights_digest(model)
-        # u8 graphs on the CPU: on a GPU the float path already uploads uint8 frames.
+        # u8 graphs on the CPU only: on a GPU, create_engine's CudaFrameEngine uploads the
+        # uint8 frames and normalises them there, around the float graph.
         self.frames_io = bool(getattr(backend, "frames_io", False)) and device.type == "cpu"
         self._engines: dict[tuple[int, int, str], Any] = {}
         self.description = f"{self.name} {precision} on {device} (built on first frame)"

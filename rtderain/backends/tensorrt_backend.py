@@ -115,7 +115,7 @@ class TensorRTBackend:
     name = "tensorrt"
     suffix = ".ep"
     static = True
-    frames_io = False  # the float path already uploads uint8 frames and normalises on the GPU
+    frames_io = False  # CudaFrameEngine uploads uint8 frames and normalises on the GPU
 
     def __init__(self, settings: TensorRTSettings | None = None) -> None:
         self.settings = settings or TensorRTSettings()

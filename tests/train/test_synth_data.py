@@ -27,35 +27,36 @@ def test_render_is_deterministic_and_changes_rain_per_frame() -> None:
     assert not np.array_equal(out[0][0], out[0][1])  # independent rain per frame
 
 
+def _rain_layers(preset: str, side: int, frames: int, **style: object) -> list[np.ndarray]:
+    """Frame 0's rain layer (rainy - background, (side, side, 3)) for seeds 0-3 over a flat
+    grey background: ``preset``'s drawn style, no JPEG, noise or gain, then ``style``."""
+    clean = np.full((side, side, 3), 0.2, np.float32)
+    layers = []
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        drawn = {**draw_style(PRESETS[preset], rng), "jpeg": 0, "noise": 0.0, "gain": 0.0,
+                 **style}
+        rainy, backs = render_clip(clean, frames, drawn, rng)
+        layers.append(rainy[0] - backs[0])
+    return layers
+
+
 def test_heavy_rain_brightens_more_than_light() -> None:
-    clean = np.full((96, 96, 3), 0.2, np.float32)
-    means = {}
-    for preset in ("light", "heavy"):
-        vals = []
-        for seed in range(4):
-            rng = np.random.default_rng(seed)
-            style = {**draw_style(PRESETS[preset], rng), "jpeg": 0, "noise": 0.0, "gain": 0.0}
-            rainy, backs = render_clip(clean, 2, style, rng)
-            vals.append(float(np.mean(rainy[0] - backs[0])))
-        means[preset] = np.mean(vals)
+    means = {p: np.mean([float(np.mean(x)) for x in _rain_layers(p, 96, 2)])
+             for p in ("light", "heavy")}
     assert 0 < means["light"] < means["heavy"]
 
 
 def test_long_preset_draws_longer_streaks() -> None:
     """``long`` (video-shutter streaks) correlates along the fall direction (made vertical
     here) over a longer distance than ``light``."""
-    clean = np.full((192, 192, 3), 0.2, np.float32)
     corr = {}
     for preset in ("light", "long"):
         vals = []
-        for seed in range(4):
-            rng = np.random.default_rng(seed)
-            style = {**draw_style(PRESETS[preset], rng), "jpeg": 0, "noise": 0.0, "gain": 0.0,
-                     "jitter": 0.0, "drops": [0, 0], "angle": 0.0, "angle_jitter": 0.0}
-            rainy, backs = render_clip(clean, 1, style, rng)
-            layer = (rainy[0] - backs[0]).mean(axis=2)
-            a, b = layer[:-30].ravel(), layer[30:].ravel()
-            vals.append(float(np.corrcoef(a, b)[0, 1]))
+        for layer in _rain_layers(preset, 192, 1, jitter=0.0, drops=[0, 0], angle=0.0,
+                                  angle_jitter=0.0):
+            grey = layer.mean(axis=2)
+            vals.append(float(np.corrcoef(grey[:-30].ravel(), grey[30:].ravel())[0, 1]))
         corr[preset] = np.mean(vals)
     assert corr["long"] > corr["light"] + 0.1, corr
 
