@@ -17,8 +17,8 @@ from rtderain.synth.render import PRESETS
               help="Clips rendered from each clean source.")
 @click.option("--preset", default="mixed", show_default=True,
               type=click.Choice([*PRESETS, "mixed"]),
-              help="Rain regime: light (short streaks), heavy (Rain100H-like), long (video-"
-              "shutter streaks) or mixed (light and heavy).")
+              help="Rain regime: light (short streaks), heavy (dense, wide), storm (Rain100H-"
+              "like downpour), long (video-shutter streaks) or mixed (light and heavy).")
 @click.option("--seed", default=0, show_default=True, help="Seed; same seed, same clips.")
 @click.option("--write-clean", is_flag=True, help="Also write the true background frames.")
 @click.option("--max-size", default=640, show_default=True,

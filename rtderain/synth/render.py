@@ -56,7 +56,7 @@ class RainRanges:
 PRESETS: dict[str, RainRanges] = {
     # NTURain-like: thin, bright, semi-transparent, near-vertical streaks, little fog.
     "light": RainRanges(),
-    # Rain100H-like: dense, long, wide, opaque streaks and a strong veil.
+    # Dense, wide, opaque streaks of moderate length and a veil.
     "heavy": RainRanges(
         layers=(2, 3),
         density=(0.0015, 0.004),
@@ -79,6 +79,21 @@ PRESETS: dict[str, RainRanges] = {
         angle_jitter=2.0,
         opacity=(0.3, 0.8),
         veil=(0.0, 0.03),
+    ),
+    # Rain100H-like storm: very dense, long, wide, nearly opaque streaks in a few crossing
+    # directions (the angle spreads by up to 10 degrees between layers) under a strong veil.
+    "storm": RainRanges(
+        layers=(2, 3),
+        density=(0.0015, 0.004),
+        length=(60.0, 180.0),
+        width=(0.6, 1.3),
+        angle=(-30.0, 30.0),
+        angle_jitter=10.0,
+        opacity=(0.7, 1.0),
+        defocus=(0.0, 1.0),
+        screen_prob=0.5,
+        veil=(0.1, 0.4),
+        drop_prob=0.0,
     ),
 }
 MIXED_LIGHT_SHARE = 0.6  # preset "mixed": this share of clips light, the rest heavy

@@ -22,8 +22,13 @@ class DataConfig:
         crop: square crop side in pixels (a multiple of the model's pad multiple).
         batch: pairs per step (per process under DDP).
         frames_per_clip: at most this many frames of each clip are used (paper: T = 30).
-        pseudo_gt: ``median``/``mean``/``quantile`` temporal pseudo ground truth, or null.
+        pseudo_gt: ``median``/``mean``/``quantile``/``adaptive`` temporal pseudo ground
+            truth, or null. ``adaptive``: the median for light rain, sliding per clip to the
+            temporal minimum (rain only brightens) as the clip's rain lifts the median.
         quantile: the quantile for ``pseudo_gt: quantile``.
+        adaptive_levels: ``pseudo_gt: adaptive``: the clip's typical (median over pixels)
+            gap between temporal median and minimum, in Y levels of 255, at which the
+            target starts to slide from the median and at which it is the minimum.
         cache: keep decoded clips in memory.
         root_weights: optional integer sampling weight per root (a root of weight w is
             listed w times in the index); empty = all 1.
@@ -35,6 +40,7 @@ class DataConfig:
     frames_per_clip: int = 30
     pseudo_gt: str | None = None
     quantile: float = 0.5
+    adaptive_levels: tuple[float, float] = (8.0, 16.0)
     cache: bool = True
     root_weights: tuple[int, ...] = ()
 
@@ -95,6 +101,10 @@ class RunConfig:
     bf16: bool = False  # autocast to bfloat16 (CPU or CUDA)
     log_every: int = 20
     ckpt_every_min: float = 5.0
+    # Start from these weights (a checkpoint or a shipped weights file of the same model):
+    # network and memory items are loaded; optimiser, schedule and step start afresh.
+    # Ignored by --resume when last.pt exists (the run continues where it was).
+    init: str = ""
 
 
 @dataclass(frozen=True)

@@ -81,12 +81,41 @@ def _read_frames(paths: list[Path]) -> np.ndarray:
     return np.stack(out)
 
 
+PSEUDO_GT = ("median", "mean", "quantile", "adaptive")
+
+
+def temporal_quantile(frames: np.ndarray, q: float) -> np.ndarray:
+    """Per-pixel quantile ``q`` over axis 0 of uint8 (T, H, W, 3) frames, float32 [0, 255]
+    (linear interpolation between order statistics, numpy's default method)."""
+    s = np.sort(frames, axis=0)
+    pos = q * (len(s) - 1)
+    lo, hi = int(np.floor(pos)), int(np.ceil(pos))
+    return s[lo].astype(np.float32) * (1 - (pos - lo)) + s[hi].astype(np.float32) * (pos - lo)
+
+
+def adaptive_pseudo(frames: np.ndarray, levels: tuple[float, float] = (8.0, 16.0)) -> np.ndarray:
+    """Temporal pseudo ground truth that follows the amount of rain, float32 [0, 255].
+
+    The median is unbiased where rain covers a pixel in few frames (light rain) but keeps
+    dense rain; rain only brightens, so the temporal minimum is close to the background
+    under dense rain (biased dark by noise, which light rain cannot afford). Per clip,
+    ``gap`` = the median over pixels of luma(median) - luma(min): a few levels for light
+    rain (noise, gain, JPEG), tens for dense rain. The target is the median below
+    ``levels[0]``, the minimum above ``levels[1]``, linearly blended between.
+    """
+    med, low = temporal_quantile(frames, 0.5), frames.min(axis=0).astype(np.float32)
+    gap = float(np.median(med.mean(axis=-1) - low.mean(axis=-1)))
+    w = min(max((gap - levels[0]) / (levels[1] - levels[0]), 0.0), 1.0)
+    return med * (1.0 - w) + low * w
+
+
 class ClipDataset(Dataset):
     """Pairs (or ``frames`` frames) of one clip, one random crop shared by all of them.
 
     Item: dict with ``frames`` (F, 3, crop, crop) float32 in [-1, 1] RGB and, when
     ``pseudo_gt`` is set, ``pseudo`` (3, crop, crop): a per-pixel temporal statistic over
-    all frames of the clip (``median``, ``mean`` or ``quantile`` at ``quantile``).
+    all frames of the clip (``median``, ``mean``, ``quantile`` at ``quantile``, or
+    ``adaptive``: see :func:`adaptive_pseudo`).
     Randomness comes from ``torch``'s global generator (seeded by the trainer).
     """
 
@@ -101,9 +130,14 @@ class ClipDataset(Dataset):
         pseudo_gt: str | None = None,
         quantile: float = 0.5,
         root_weights: tuple[int, ...] = (),
+        adaptive_levels: tuple[float, float] = (8.0, 16.0),
     ) -> None:
-        if pseudo_gt not in (None, "median", "mean", "quantile"):
-            raise RTDerainError(f"pseudo_gt must be median, mean or quantile, not {pseudo_gt!r}")
+        if pseudo_gt not in (None, *PSEUDO_GT):
+            raise RTDerainError(
+                f"pseudo_gt must be one of {', '.join(PSEUDO_GT)}, not {pseudo_gt!r}"
+            )
+        if not 0 <= adaptive_levels[0] < adaptive_levels[1]:
+            raise RTDerainError(f"adaptive_levels {list(adaptive_levels)} must rise from >= 0")
         if root_weights and len(root_weights) != len(roots):
             raise RTDerainError(
                 f"root_weights {list(root_weights)} must have one integer per root ({len(roots)})"
@@ -115,6 +149,7 @@ class ClipDataset(Dataset):
         self.max_frames = max_frames_per_clip
         self.cache = cache
         self.pseudo_gt, self.quantile = pseudo_gt, quantile
+        self.adaptive_levels = adaptive_levels
         self._frames: dict[str, np.ndarray] = {}  # keyed by clip path (roots may repeat)
         self._pseudo: dict[str, np.ndarray] = {}
         log.info("clip dataset: %d clips from %s", len(self.clips), roots)
@@ -152,12 +187,10 @@ class ClipDataset(Dataset):
         arr = self.clip_frames(k)
         if self.pseudo_gt == "mean":
             p = arr.astype(np.float32).mean(axis=0)
-        else:  # linear-interpolated order statistic (numpy's default quantile method)
-            q = 0.5 if self.pseudo_gt == "median" else self.quantile
-            s = np.sort(arr, axis=0)
-            pos = q * (len(s) - 1)
-            lo, hi = int(np.floor(pos)), int(np.ceil(pos))
-            p = s[lo].astype(np.float32) * (1 - (pos - lo)) + s[hi].astype(np.float32) * (pos - lo)
+        elif self.pseudo_gt == "adaptive":
+            p = adaptive_pseudo(arr, self.adaptive_levels)
+        else:
+            p = temporal_quantile(arr, 0.5 if self.pseudo_gt == "median" else self.quantile)
         if self.cache:
             self._pseudo[key] = p
         return p

@@ -91,6 +91,8 @@ class Trainer:
             )
         torch.manual_seed(cfg.run.seed)  # identical initial weights on every rank
         self.model = build_model(mcfg).to(self.device).train()
+        if cfg.run.init:
+            self._init_from(cfg.run.init)
         self.graph: nn.Module = TrainGraph(self.model)
         if self.distributed:
             self.graph = nn.parallel.DistributedDataParallel(
@@ -104,6 +106,7 @@ class Trainer:
         self.data = ClipDataset(list(d.roots), crop=d.crop, frames=2,
                                 max_frames_per_clip=d.frames_per_clip, cache=d.cache,
                                 pseudo_gt=d.pseudo_gt, quantile=d.quantile,
+                                adaptive_levels=d.adaptive_levels,
                                 root_weights=d.root_weights)
         self.step, self.train_seconds, self.best = 0, 0.0, -math.inf
         torch.manual_seed(cfg.run.seed * 1000 + 1 + self.rank)  # per-rank data stream
@@ -113,6 +116,17 @@ class Trainer:
         self._val_step = -1
 
     # -- state -------------------------------------------------------------------------------
+    def _init_from(self, path: str) -> None:
+        ck = read_checkpoint(path)
+        if ck["model"] != dataclasses.asdict(self.model.config):
+            raise RTDerainError(
+                f"run.init={path}: its network ({ck['model'].get('name', '?')}) is not "
+                f"the one this run trains ({self.cfg.model}, with model_overrides)"
+            )
+        self.model.load_state_dict(ck["state_dict"])
+        log.info("initialised from %s (trained %s steps before)", path,
+                 ck["meta"].get("step", "?"))
+
     def _resume(self) -> None:
         path = self.out / "last.pt"
         if not path.is_file():

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from rtderain.errors import RTDerainError
 from rtderain.synth.cli import synth
 from rtderain.synth.render import PRESETS, draw_style, render_clip
-from rtderain.train.data import ClipDataset, index_clips
+from rtderain.train.data import ClipDataset, adaptive_pseudo, index_clips
 
 
 def test_render_is_deterministic_and_changes_rain_per_frame() -> None:
@@ -41,24 +41,25 @@ def _rain_layers(preset: str, side: int, frames: int, **style: object) -> list[n
     return layers
 
 
-def test_heavy_rain_brightens_more_than_light() -> None:
+def test_rain_amount_grows_light_heavy_storm() -> None:
     means = {p: np.mean([float(np.mean(x)) for x in _rain_layers(p, 96, 2)])
-             for p in ("light", "heavy")}
-    assert 0 < means["light"] < means["heavy"]
+             for p in ("light", "heavy", "storm")}
+    assert 0 < means["light"] < means["heavy"] < means["storm"], means
 
 
-def test_long_preset_draws_longer_streaks() -> None:
-    """``long`` (video-shutter streaks) correlates along the fall direction (made vertical
-    here) over a longer distance than ``light``."""
+@pytest.mark.parametrize(("short", "long"), [("light", "long"), ("heavy", "storm")])
+def test_long_streak_presets_draw_longer_streaks(short: str, long: str) -> None:
+    """``long`` (video-shutter streaks) and ``storm`` (Rain100H-like) correlate along the
+    fall direction (made vertical here) over a longer distance than ``light``/``heavy``."""
     corr = {}
-    for preset in ("light", "long"):
+    for preset in (short, long):
         vals = []
         for layer in _rain_layers(preset, 192, 1, jitter=0.0, drops=[0, 0], angle=0.0,
-                                  angle_jitter=0.0):
+                                  angle_jitter=0.0, veil_max=0.0):
             grey = layer.mean(axis=2)
             vals.append(float(np.corrcoef(grey[:-30].ravel(), grey[30:].ravel())[0, 1]))
         corr[preset] = np.mean(vals)
-    assert corr["long"] > corr["light"] + 0.1, corr
+    assert corr[long] > corr[short] + 0.1, corr
 
 
 def test_synth_cli_writes_clips_and_clean_frames(tmp_path: Path, tiny_clips: Path) -> None:
@@ -87,6 +88,36 @@ def test_clip_dataset_pairs_share_the_crop(tiny_clips: Path) -> None:
     # everywhere except where rain fell, i.e. the crops are spatially aligned.
     diff = (item["frames"].min(dim=0).values - item["pseudo"]).abs()
     assert float(diff.median()) < 0.05
+
+
+def _clip_over(background: np.ndarray, rain_share: float, frames: int = 9) -> np.ndarray:
+    """uint8 (T, H, W, 3): ``background`` + noise of sigma 1.5, and in each frame a random
+    ``rain_share`` of the pixels lifted by 120 levels (seeded)."""
+    rng = np.random.default_rng(0)
+    out = []
+    for _ in range(frames):
+        f = background + rng.normal(0, 1.5, background.shape)
+        f[rng.random(background.shape[:2]) < rain_share] += 120
+        out.append(np.clip(f + 0.5, 0, 255).astype(np.uint8))
+    return np.stack(out)
+
+
+def test_adaptive_pseudo_gt_is_the_median_for_light_rain_and_the_minimum_for_dense() -> None:
+    back = np.tile(np.linspace(40, 160, 48, dtype=np.float32)[None, :, None], (48, 1, 3))
+    light = _clip_over(back, 0.05)
+    np.testing.assert_allclose(adaptive_pseudo(light), np.median(light, axis=0), atol=1e-4)
+    dense = _clip_over(back, 0.6)  # rain on most frames of a pixel: the median is rain
+    p = adaptive_pseudo(dense)
+    np.testing.assert_array_equal(p, dense.min(axis=0).astype(np.float32))
+    assert float(np.abs(p - back).mean()) < 5 < float(np.abs(np.median(dense, 0) - back).mean())
+
+
+def test_adaptive_pseudo_gt_blends_between_its_levels() -> None:
+    back = np.full((32, 32, 3), 100, np.float32)
+    frames = np.stack([back, back, back + 12]).astype(np.uint8)  # median 100, min 100
+    np.testing.assert_array_equal(adaptive_pseudo(frames), back)
+    frames = np.stack([back, back + 12, back + 12]).astype(np.uint8)  # gap 12: halfway
+    np.testing.assert_allclose(adaptive_pseudo(frames, (8.0, 16.0)), back + 6)
 
 
 def test_index_rejects_empty_folders(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import torch
 import yaml
 
 from rtderain.config import from_dict
+from rtderain.errors import RTDerainError
 from rtderain.models.checkpoint import read_checkpoint
 from rtderain.train.config import TrainConfig
 from rtderain.train.trainer import Trainer, lr_at
@@ -34,6 +35,16 @@ def _trainer(raw: dict, resume: bool = False) -> Trainer:
     return Trainer(from_dict(TrainConfig, raw), raw, resume=resume)
 
 
+def _trained(raw: dict, steps: int) -> Trainer:
+    """A trainer after ``steps`` steps, its state saved to ``last.pt``."""
+    trainer = _trainer(raw)
+    trainer.out.mkdir(parents=True)
+    for _ in range(steps):
+        trainer.train_step()
+    trainer.save_last({})
+    return trainer
+
+
 def test_lr_schedule_warms_up_then_anneals() -> None:
     cfg = from_dict(TrainConfig, {"optim": {"lr": 1.0, "min_lr": 0.0, "steps": 10, "warmup": 2}})
     assert lr_at(cfg, 0, 0) == pytest.approx(0.5)
@@ -49,11 +60,7 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(
     for _ in range(4):
         straight.train_step()
 
-    first = _trainer(_raw(tiny_clips, tmp_path / "b"))
-    first.out.mkdir(parents=True)
-    for _ in range(2):
-        first.train_step()
-    first.save_last({})
+    first = _trained(_raw(tiny_clips, tmp_path / "b"), 2)
     second = _trainer(_raw(tiny_clips, tmp_path / "b"), resume=True)
     assert second.step == 2
     for _ in range(2):
@@ -64,6 +71,28 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(
     for key in a:
         assert torch.equal(a[key], b[key]), key
     assert not torch.equal(a["memory.items"], first.model.memory.items)  # memory moved
+
+
+def test_init_loads_weights_and_memory_but_restarts_the_schedule(
+    tiny_clips: Path, tmp_path: Path
+) -> None:
+    first = _trained(_raw(tiny_clips, tmp_path / "a"), 2)
+    raw = _raw(tiny_clips, tmp_path / "b")
+    raw["run"]["init"] = str(first.out / "last.pt")
+    second = _trainer(raw)
+    assert second.step == 0 and second.train_seconds == 0.0
+    a, b = first.model.state_dict(), second.model.state_dict()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert not any(second.opt.state.values())  # fresh Adam moments
+
+
+def test_init_from_another_network_is_a_clear_error(tiny_clips: Path, tmp_path: Path) -> None:
+    first = _trained(_raw(tiny_clips, tmp_path / "a"), 0)
+    raw = _raw(tiny_clips, tmp_path / "b")
+    raw["model"], raw["run"]["init"] = "mgid", str(first.out / "last.pt")
+    with pytest.raises(RTDerainError, match="run.init="):
+        _trainer(raw)
 
 
 def test_run_writes_checkpoints_log_and_config(tiny_clips: Path, tmp_path: Path) -> None:
