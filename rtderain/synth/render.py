@@ -81,7 +81,9 @@ PRESETS: dict[str, RainRanges] = {
         veil=(0.0, 0.03),
     ),
     # Rain100H-like storm: very dense, long, wide, nearly opaque streaks in a few crossing
-    # directions (the angle spreads by up to 10 degrees between layers) under a strong veil.
+    # directions (the angle spreads by up to 10 degrees between layers) under a strong veil,
+    # seen by a still camera (no jitter or gain change, faint noise) as Rain100H renders
+    # it; so the temporal minimum of a clip is a faithful target (``pseudo_gt: adaptive``).
     "storm": RainRanges(
         layers=(2, 3),
         density=(0.0015, 0.004),
@@ -94,6 +96,10 @@ PRESETS: dict[str, RainRanges] = {
         screen_prob=0.5,
         veil=(0.1, 0.4),
         drop_prob=0.0,
+        jitter=(0.0, 0.0),
+        gain=(0.0, 0.0),
+        noise=(0.0, 0.003),
+        jpeg_prob=0.25,
     ),
 }
 MIXED_LIGHT_SHARE = 0.6  # preset "mixed": this share of clips light, the rest heavy
