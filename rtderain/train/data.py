@@ -84,13 +84,17 @@ def _read_frames(paths: list[Path]) -> np.ndarray:
 PSEUDO_GT = ("median", "mean", "quantile", "adaptive")
 
 
-def temporal_quantile(frames: np.ndarray, q: float) -> np.ndarray:
-    """Per-pixel quantile ``q`` over axis 0 of uint8 (T, H, W, 3) frames, float32 [0, 255]
-    (linear interpolation between order statistics, numpy's default method)."""
-    s = np.sort(frames, axis=0)
+def _order_statistic(s: np.ndarray, q: float) -> np.ndarray:
+    """Quantile ``q`` of frames ``s`` already sorted along axis 0, float32 (linear
+    interpolation between order statistics, numpy's default method)."""
     pos = q * (len(s) - 1)
     lo, hi = int(np.floor(pos)), int(np.ceil(pos))
     return s[lo].astype(np.float32) * (1 - (pos - lo)) + s[hi].astype(np.float32) * (pos - lo)
+
+
+def temporal_quantile(frames: np.ndarray, q: float) -> np.ndarray:
+    """Per-pixel quantile ``q`` over axis 0 of uint8 (T, H, W, 3) frames, float32 [0, 255]."""
+    return _order_statistic(np.sort(frames, axis=0), q)
 
 
 def adaptive_pseudo(frames: np.ndarray, levels: tuple[float, float] = (8.0, 16.0)) -> np.ndarray:
@@ -103,7 +107,8 @@ def adaptive_pseudo(frames: np.ndarray, levels: tuple[float, float] = (8.0, 16.0
     rain (noise, gain, JPEG), tens for dense rain. The target is the median below
     ``levels[0]``, the minimum above ``levels[1]``, linearly blended between.
     """
-    med, low = temporal_quantile(frames, 0.5), frames.min(axis=0).astype(np.float32)
+    s = np.sort(frames, axis=0)
+    med, low = _order_statistic(s, 0.5), s[0].astype(np.float32)
     gap = float(np.median(med.mean(axis=-1) - low.mean(axis=-1)))
     w = min(max((gap - levels[0]) / (levels[1] - levels[0]), 0.0), 1.0)
     return med * (1.0 - w) + low * w
