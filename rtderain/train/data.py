@@ -97,6 +97,12 @@ def temporal_quantile(frames: np.ndarray, q: float) -> np.ndarray:
     return _order_statistic(np.sort(frames, axis=0), q)
 
 
+def median_minimum_gap(med: np.ndarray, low: np.ndarray) -> float:
+    """A clip's rain amount for :func:`adaptive_pseudo`: the median over pixels of
+    luma(temporal median) - luma(temporal minimum), in levels of 255."""
+    return float(np.median(med.mean(axis=-1) - low.mean(axis=-1)))
+
+
 def adaptive_pseudo(frames: np.ndarray, levels: tuple[float, float] = (8.0, 16.0)) -> np.ndarray:
     """Temporal pseudo ground truth that follows the amount of rain, float32 [0, 255].
 
@@ -109,7 +115,7 @@ def adaptive_pseudo(frames: np.ndarray, levels: tuple[float, float] = (8.0, 16.0
     """
     s = np.sort(frames, axis=0)
     med, low = _order_statistic(s, 0.5), s[0].astype(np.float32)
-    gap = float(np.median(med.mean(axis=-1) - low.mean(axis=-1)))
+    gap = median_minimum_gap(med, low)
     w = min(max((gap - levels[0]) / (levels[1] - levels[0]), 0.0), 1.0)
     return med * (1.0 - w) + low * w
 
