@@ -89,8 +89,11 @@ def build_clips(
     write_clean: bool = False,
     max_size: int = 640,
     start_index: int = 0,
+    still: bool = False,
 ) -> int:
     """Render ``clips_per_source`` clips of ``frames`` frames per source; returns clip count.
+
+    ``still``: a fixed camera (no background jitter or gain change), whatever the preset.
 
     Deterministic: clip ``i`` uses the generator seeded with ``(seed, start_index + i)``.
     """
@@ -104,7 +107,7 @@ def build_clips(
         images = [im for im in images if im.shape == shape]
         for _ in range(clips_per_source):
             rng = np.random.default_rng([seed, n])
-            style = draw_style(get_ranges(preset, rng), rng)
+            style = draw_style(get_ranges(preset, rng, still=still), rng)
             clip_images = images
             if len(images) > 1:  # a real sequence: random start, keep order
                 k = int(rng.integers(0, len(images)))
@@ -118,7 +121,7 @@ def build_clips(
                         clip / "clean" / f"{t:05d}.png", (backs[t] * 255 + 0.5).astype(np.uint8)
                     )
             meta = {"source": [str(p) for p in src], "seed": [seed, n], "preset": preset,
-                    "style": style}
+                    "still": still, "style": style}
             (clip / "style.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
             log.info("clip %s from %s", clip.name, src[0].name)
             n += 1

@@ -27,6 +27,9 @@ from rtderain.synth.render import PRESETS
               help="Each folder of images is one aligned time-lapse (not one clip per image).")
 @click.option("--start-index", default=0, show_default=True,
               help="Number of the first clip (to add clips to an existing folder).")
+@click.option("--still", is_flag=True,
+              help="Fixed camera: no background jitter or gain change (sharper temporal "
+              "median, the training target).")
 def synth(
     sources: tuple[str, ...],
     out_dir: str,
@@ -38,6 +41,7 @@ def synth(
     max_size: int,
     sequences: bool,
     start_index: int,
+    still: bool,
 ) -> None:
     """Render rainy time-lapse clips (independent rain per frame) from clean SOURCES.
 
@@ -56,5 +60,6 @@ def synth(
         write_clean=write_clean,
         max_size=max_size,
         start_index=start_index,
+        still=still,
     )
     click.echo(f"wrote {n} clips of {frames} frames to {out_dir}")

@@ -13,6 +13,7 @@ near layers are longer, wider, sparser, more opaque and slightly defocused.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -105,16 +106,23 @@ PRESETS: dict[str, RainRanges] = {
 MIXED_LIGHT_SHARE = 0.6  # preset "mixed": this share of clips light, the rest heavy
 
 
-def get_ranges(preset: str, rng: np.random.Generator) -> RainRanges:
-    """The ranges of ``preset`` (``light``, ``heavy``, or ``mixed``: one drawn per call)."""
+def get_ranges(preset: str, rng: np.random.Generator, still: bool = False) -> RainRanges:
+    """The ranges of ``preset`` (``light``, ``heavy``, or ``mixed``: one drawn per call).
+
+    ``still``: a fixed camera, no background jitter and no gain change, so a clip's
+    temporal median keeps the background's texture (a jitter of a fraction of a pixel
+    per frame blurs it: about 6 dB of pseudo-ground-truth fidelity, docs/training.md).
+    """
     if preset == "mixed":
-        return PRESETS["light" if rng.random() < MIXED_LIGHT_SHARE else "heavy"]
-    try:
-        return PRESETS[preset]
-    except KeyError:
-        raise RTDerainError(
-            f"unknown rain preset {preset!r} (known: {', '.join([*PRESETS, 'mixed'])})"
-        ) from None
+        ranges = PRESETS["light" if rng.random() < MIXED_LIGHT_SHARE else "heavy"]
+    else:
+        try:
+            ranges = PRESETS[preset]
+        except KeyError:
+            raise RTDerainError(
+                f"unknown rain preset {preset!r} (known: {', '.join([*PRESETS, 'mixed'])})"
+            ) from None
+    return dataclasses.replace(ranges, jitter=(0.0, 0.0), gain=(0.0, 0.0)) if still else ranges
 
 
 def _u(rng: np.random.Generator, r: Range) -> float:

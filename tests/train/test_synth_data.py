@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +77,28 @@ def test_synth_cli_writes_clips_and_clean_frames(tmp_path: Path, tiny_clips: Pat
         a = (clip / "rain" / name).read_bytes()
         assert a == (tmp_path / "b" / "clip_00000" / "rain" / name).read_bytes()
 
+
+
+def test_synth_still_keeps_the_background_fixed(tmp_path: Path, tiny_clips: Path) -> None:
+    """``--still``: every clean frame is the same image; without it the light preset's
+    jitter and gain move the background from frame to frame (same seed, same rain style)."""
+    src = next(tiny_clips.glob("clip_*/clean/00000.png"))
+    backs, styles = {}, {}
+    for flag in ("", "--still"):
+        out = tmp_path / (flag or "moving")
+        args = [str(src), "-o", str(out), "--frames", "4", "--seed", "2", "--preset", "light",
+                "--write-clean", *([flag] if flag else [])]
+        res = CliRunner().invoke(synth, args)
+        assert res.exit_code == 0, res.output
+        clip = out / "clip_00000"
+        backs[flag] = [(clip / "clean" / f"{t:05d}.png").read_bytes() for t in range(4)]
+        styles[flag] = json.loads((clip / "style.json").read_text())
+    assert len(set(backs["--still"])) == 1
+    assert len(set(backs[""])) > 1
+    assert styles["--still"]["still"] and not styles[""]["still"]
+    assert styles["--still"]["style"]["jitter"] == styles["--still"]["style"]["gain"] == 0
+    same = ("density", "length", "angle", "opacity")
+    assert all(styles[""]["style"][k] == styles["--still"]["style"][k] for k in same)
 
 def test_clip_dataset_pairs_share_the_crop(tiny_clips: Path) -> None:
     ds = ClipDataset([tiny_clips], crop=32, frames=2, pseudo_gt="median")
