@@ -1,0 +1,70 @@
+"""Where does a de-rainer's error sit: on the rain, or on the background? (MODEL_CARD.md)
+
+For evenly spaced frames of a paired benchmark folder, de-rains each frame alone in eager
+fp32 PyTorch (``rtderain.train.validate.derain_rgb``) and splits the luma squared error
+against the clean frame by a rain mask (|rainy - clean| > ``--mask`` Y levels):
+
+- ``rain``: error on rain pixels, as a share of the whole frame's MSE,
+- ``background``: error on the rest, as a share of the whole frame's MSE,
+- ``bg fine``: the part of the background error finer than a Gaussian of sigma 4 px
+  (lost or invented texture, where a tone or colour shift is coarse; the rain pixels'
+  error is set to 0 before the blur).
+
+``input`` scores the rainy frames themselves.
+
+    python docs/background_error.py [WEIGHTS|input ...] [--dataset ../shared/data/nturain_a1]
+                                    [--frames 12] [--mask 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from rtderain.metrics import rgb_to_y
+from rtderain.models.checkpoint import load_model
+from rtderain.train.validate import _read, derain_rgb, paired_frames
+
+SHARED = Path(__file__).parents[2] / "shared/data"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("weights", nargs="*", default=["input", "rtderain/weights/mgid.pt",
+                                                    "rtderain/weights/mgid-rt.pt"])
+    ap.add_argument("--dataset", default=str(SHARED / "nturain_a1"))
+    ap.add_argument("--frames", type=int, default=12)
+    ap.add_argument("--mask", type=float, default=4.0)
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    pairs = paired_frames(args.dataset)
+    picks = np.linspace(0, len(pairs) - 1, min(args.frames, len(pairs))).round().astype(int)
+    frames = [(_read(pairs[i][0]), _read(pairs[i][1])) for i in picks]
+    print(f"{len(picks)} frames of {args.dataset}, rain mask |rainy - clean| > {args.mask}")
+    print(f"{'weights':32} {'Y-PSNR':>7} {'MSE':>7} {'rain':>7} {'backgr.':>7} {'bg fine':>7}"
+          f" {'rain px':>7}")
+    for name in args.weights:
+        model = None if name == "input" else load_model(weights=name)
+        rows = []
+        for rainy, clean in frames:
+            out = rainy if model is None else derain_rgb(model, rainy)
+            yr, yc, yo = (rgb_to_y(x).astype(np.float64) for x in (rainy, clean, out))
+            rain = np.abs(yr - yc) > args.mask
+            err = yo - yc
+            bg = np.where(rain, 0.0, err)
+            fine = bg - cv2.GaussianBlur(bg, (0, 0), 4)
+            mse = float(np.mean(err**2))
+            rows.append((10 * np.log10(255**2 / mse), mse, np.sum(err[rain] ** 2) / err.size,
+                         np.sum(err[~rain] ** 2) / err.size, np.sum(fine[~rain] ** 2) / err.size,
+                         rain.mean()))
+        m = np.mean(rows, axis=0)
+        print(f"{name:32} {m[0]:7.2f} {m[1]:7.2f} {m[2]:7.2f} {m[3]:7.2f} {m[4]:7.2f}"
+              f" {m[5]:7.1%}")
+
+
+if __name__ == "__main__":
+    main()
