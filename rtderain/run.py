@@ -250,6 +250,6 @@ def models() -> None:
             before = meta.get("init")  # continued from earlier weights (run.init)
             if isinstance(before, dict) and "step" in before:
                 trained += (f", after {before['step']} steps"
-                            f" ({before.get('train_minutes', 0):.0f} min) of an earlier run")
+                            f" ({before.get('train_minutes', 0):.0f} min) of earlier training")
             info = f"{path.name} ({path.stat().st_size / 1e6:.1f} MB, {trained})"
         click.echo(f"{name:<10} {params / 1e6:>8.3f}M {cfg.multiple:>4}  {info}")
