@@ -11,8 +11,8 @@ import pytest
 import torch
 import yaml
 
-from rtderain.config import from_dict
-from rtderain.errors import RTDerainError
+from rtderain.config import apply_overrides, from_dict
+from rtderain.errors import ConfigError, RTDerainError
 from rtderain.models.checkpoint import read_checkpoint
 from rtderain.train.config import TrainConfig
 from rtderain.train.trainer import Trainer, lr_at
@@ -43,6 +43,17 @@ def _trained(raw: dict, steps: int) -> Trainer:
         trainer.train_step()
     trainer.save_last({})
     return trainer
+
+
+def test_set_overrides_take_numbers_yaml_reads_as_strings() -> None:
+    """``--set optim.lr=1e-4``: YAML 1.1 reads ``1e-4`` (no dot) as a string; a float field
+    still gets the number, and a word is a clear config error, not a crash in Adam."""
+    raw = apply_overrides({}, ["optim.lr=1e-4", "optim.min_lr=0"])
+    cfg = from_dict(TrainConfig, raw)
+    assert cfg.optim.lr == pytest.approx(1e-4) and isinstance(cfg.optim.lr, float)
+    assert cfg.optim.min_lr == 0.0
+    with pytest.raises(ConfigError, match=r"optim.*lr.*expected a number"):
+        from_dict(TrainConfig, apply_overrides({}, ["optim.lr=fast"]))
 
 
 def test_lr_schedule_warms_up_then_anneals() -> None:
