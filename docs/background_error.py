@@ -25,9 +25,9 @@ import cv2
 import numpy as np
 import torch
 
-from rtderain.metrics import rgb_to_y
+from rtderain.metrics import psnr, rgb_to_y
 from rtderain.models.checkpoint import load_model
-from rtderain.train.validate import _read, derain_rgb, paired_frames
+from rtderain.train.validate import _read, derain_rgb, evenly_spaced, paired_frames
 
 SHARED = Path(__file__).parents[2] / "shared/data"
 
@@ -41,10 +41,9 @@ def main() -> None:
     ap.add_argument("--mask", type=float, default=4.0)
     args = ap.parse_args()
     torch.set_num_threads(2)
-    pairs = paired_frames(args.dataset)
-    picks = np.linspace(0, len(pairs) - 1, min(args.frames, len(pairs))).round().astype(int)
-    frames = [(_read(pairs[i][0]), _read(pairs[i][1])) for i in picks]
-    print(f"{len(picks)} frames of {args.dataset}, rain mask |rainy - clean| > {args.mask}")
+    pairs = evenly_spaced(paired_frames(args.dataset), args.frames)
+    frames = [(_read(rain), _read(clean)) for rain, clean in pairs]
+    print(f"{len(frames)} frames of {args.dataset}, rain mask |rainy - clean| > {args.mask}")
     print(f"{'weights':32} {'Y-PSNR':>7} {'MSE':>7} {'rain':>7} {'backgr.':>7} {'bg fine':>7}"
           f" {'rain px':>7}")
     for name in args.weights:
@@ -57,10 +56,9 @@ def main() -> None:
             err = yo - yc
             bg = np.where(rain, 0.0, err)
             fine = bg - cv2.GaussianBlur(bg, (0, 0), 4)
-            mse = float(np.mean(err**2))
-            rows.append((10 * np.log10(255**2 / mse), mse, np.sum(err[rain] ** 2) / err.size,
-                         np.sum(err[~rain] ** 2) / err.size, np.sum(fine[~rain] ** 2) / err.size,
-                         rain.mean()))
+            sq, n = err**2, err.size
+            rows.append((psnr(out, clean), sq.mean(), sq[rain].sum() / n, sq[~rain].sum() / n,
+                         np.sum(fine[~rain] ** 2) / n, rain.mean()))
         m = np.mean(rows, axis=0)
         print(f"{name:32} {m[0]:7.2f} {m[1]:7.2f} {m[2]:7.2f} {m[3]:7.2f} {m[4]:7.2f}"
               f" {m[5]:7.1%}")

@@ -63,6 +63,13 @@ def _centre(img: np.ndarray, side: int) -> np.ndarray:
     return img[y : y + side, x : x + side]
 
 
+def evenly_spaced(pairs: list[tuple[Path, Path]], frames: int) -> list[tuple[Path, Path]]:
+    """``frames`` evenly spaced pairs, first and last included (0, or at least all: all)."""
+    if not frames or frames >= len(pairs):
+        return pairs
+    return [pairs[i] for i in np.linspace(0, len(pairs) - 1, frames).round().astype(int)]
+
+
 @torch.no_grad()
 def derain_rgb(model: torch.nn.Module, rgb: np.ndarray, device: str = "cpu") -> np.ndarray:
     """De-rain one uint8 (H, W, 3) RGB frame; pads (reflect) to ``model.multiple``."""
@@ -86,9 +93,7 @@ def evaluate_pairs(
 ) -> dict[str, float]:
     """Mean Y-PSNR of the input and of the output over ``frames`` evenly spaced pairs
     (0 = all). Returns ``{"input": dB, "output": dB, "frames": n}``."""
-    if frames and frames < len(pairs):
-        idx = np.linspace(0, len(pairs) - 1, frames).round().astype(int)
-        pairs = [pairs[i] for i in idx]
+    pairs = evenly_spaced(pairs, frames)
     was_training = model.training
     model.eval()
     pin, pout = [], []
