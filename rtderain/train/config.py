@@ -51,6 +51,11 @@ class OptimConfig:
 
     The cosine progress is ``step / steps``, or, when ``time_budget_min`` is set, the larger
     of that and training-time / budget, so a time-limited run still anneals to the end.
+
+    ``ema`` > 0 keeps an exponential moving average of the weights with that decay (per
+    step, ramped up as ``min(ema, (1 + step) / (10 + step))``); validation, ``best.pt`` and
+    ``final.pt`` then hold the averaged network. The memory items are not averaged (they
+    are unit-length prototypes): the average carries the live model's items.
     """
 
     lr: float = 2e-4
@@ -61,6 +66,7 @@ class OptimConfig:
     steps: int = 1000
     time_budget_min: float | None = None
     grad_clip: float | None = 1.0
+    ema: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -3,12 +3,14 @@
 Outputs in ``<run.out_dir>/<run.name>/``: ``config.yaml`` (the effective config),
 ``log.jsonl`` (losses and validation, one JSON object a line), ``train.log``, ``last.pt``
 (full training state, written atomically every ``ckpt_every_min``; ``--resume`` continues
-from it), ``best.pt`` (model-only, best validation score) and ``final.pt``. While a file
-``PAUSE`` exists in that folder the run holds between steps (not counted as training time).
+from it), ``best.pt`` (model-only, best validation score) and ``final.pt``; with
+``optim.ema`` those two hold the weight average. While a file ``PAUSE`` exists in that
+folder the run holds between steps (not counted as training time).
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import logging
@@ -93,6 +95,10 @@ class Trainer:
         self.model = build_model(mcfg).to(self.device).train()
         if cfg.run.init:
             self._init_from(cfg.run.init)
+        # The weight average (optim.ema): validated and saved instead of the live weights.
+        self.ema: MGID | None = None
+        if cfg.optim.ema:
+            self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
         self.graph: nn.Module = TrainGraph(self.model)
         if self.distributed:
             self.graph = nn.parallel.DistributedDataParallel(
@@ -135,6 +141,11 @@ class Trainer:
         ck = read_checkpoint(path)
         self.model.load_state_dict(ck["state_dict"])
         self.opt.load_state_dict(ck["optimizer"])
+        if self.ema is not None:
+            if "ema" not in ck:
+                raise RTDerainError(f"--resume: {path} has no weight average (optim.ema "
+                                    "was off in that run); start a new run.name")
+            self.ema.load_state_dict(ck["ema"])
         tr = ck["trainer"]
         self.step, self.train_seconds, self.best = tr["step"], tr["train_seconds"], tr["best"]
         if ck["meta"].get("config", {}).get("val") != self.raw.get("val"):
@@ -161,6 +172,7 @@ class Trainer:
             "data": list(self.cfg.data.roots),
             "loss_weights": dataclasses.asdict(self.cfg.loss),
             "pseudo_gt": self.cfg.data.pseudo_gt,
+            "ema": self.cfg.optim.ema,
             "command": self.command,
             "world_size": self.world,
             "config": self.raw,
@@ -171,11 +183,31 @@ class Trainer:
         rng = self._rng_states()
         if self.rank != 0:
             return
+        extra = {} if self.ema is None else {
+            "ema": {k: v.detach().cpu() for k, v in self.ema.state_dict().items()}}
         save_checkpoint(
             self.model, self.out / "last.pt", self._meta(losses),
             optimizer=self.opt.state_dict(), rng=rng,
             trainer={"step": self.step, "train_seconds": self.train_seconds, "best": self.best},
+            **extra,
         )
+
+    @property
+    def kept(self) -> MGID:
+        """The network that is validated and saved: the weight average, if kept, else the
+        live model."""
+        return self.model if self.ema is None else self.ema
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        if self.ema is None:
+            return
+        decay = min(self.cfg.optim.ema, (1 + self.step) / (10 + self.step))
+        avg = list(self.ema.parameters())
+        live = [p.detach() for p in self.model.parameters()]
+        torch._foreach_lerp_(avg, live, 1.0 - decay)
+        for a, b in zip(self.ema.buffers(), self.model.buffers(), strict=True):
+            a.copy_(b)
 
     # -- validation --------------------------------------------------------------------------
     def validate(self) -> dict[str, Any]:
@@ -188,7 +220,7 @@ class Trainer:
                 sets[key] = path
         res: dict[str, Any] = {}
         for key, path in sets.items():
-            r = evaluate_pairs(self.model, paired_frames(path), v.frames, v.max_side,
+            r = evaluate_pairs(self.kept, paired_frames(path), v.frames, v.max_side,
                                str(self.device))
             res[key] = {"input": round(r["input"], 3), "output": round(r["output"], 3)}
         margins = [res[k]["output"] - t for k, t in v.targets.items() if k in res]
@@ -230,6 +262,7 @@ class Trainer:
             nn.utils.clip_grad_norm_(self.model.parameters(), cfg.optim.grad_clip)
         self.opt.step()
         D.update_memory(self.model.memory, out["query"])
+        self._update_ema()
         self.step += 1
         return {k: float(v.detach()) for k, v in terms.items()}
 
@@ -290,9 +323,9 @@ class Trainer:
         spread = D.rank_spread(self.model.memory.items)
         if self.rank == 0:
             meta = {**self._meta(losses), "memory_rank_spread": spread}
-            save_checkpoint(self.model, self.out / "final.pt", meta)
+            save_checkpoint(self.kept, self.out / "final.pt", meta)
             if not (self.out / "best.pt").is_file():
-                save_checkpoint(self.model, self.out / "best.pt", meta)
+                save_checkpoint(self.kept, self.out / "best.pt", meta)
         return self.out
 
     def _wait_while_paused(self) -> None:
@@ -324,7 +357,7 @@ class Trainer:
             log.info("validation at step %d: %s", self.step, res)
             if res["score"] > self.best:
                 self.best = res["score"]
-                save_checkpoint(self.model, self.out / "best.pt",
+                save_checkpoint(self.kept, self.out / "best.pt",
                                 {**self._meta(losses), "val": res})
         if self.distributed:
             best = torch.tensor([self.best])

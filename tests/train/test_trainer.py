@@ -84,6 +84,48 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(
     assert not torch.equal(a["memory.items"], first.model.memory.items)  # memory moved
 
 
+def test_ema_averages_the_weights_and_is_what_final_pt_holds(
+    tiny_clips: Path, tmp_path: Path
+) -> None:
+    """``optim.ema``: after one step the average is ``lerp(start, live, 1 - 1/10)`` (the
+    ramped decay at step 0), the memory items are the live ones, and ``final.pt`` holds
+    the average, not the live weights."""
+    raw = _raw(tiny_clips, tmp_path, steps=1)
+    raw["optim"]["ema"] = 0.999
+    trainer = _trainer(raw)
+    start = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    out = trainer.run()
+    live, avg = trainer.model.state_dict(), trainer.ema.state_dict()
+    weight = next(name for name, _ in trainer.model.named_parameters())
+    assert not torch.equal(live[weight], start[weight])
+    torch.testing.assert_close(avg[weight], torch.lerp(start[weight], live[weight], 0.9))
+    assert torch.equal(avg["memory.items"], live["memory.items"])
+    final = read_checkpoint(out / "final.pt")
+    assert torch.equal(final["state_dict"][weight], avg[weight])
+    assert final["meta"]["ema"] == 0.999
+
+
+def test_resume_keeps_the_weight_average(tiny_clips: Path, tmp_path: Path) -> None:
+    def raw(out: Path) -> dict:
+        r = _raw(tiny_clips, out)
+        r["optim"]["ema"] = 0.9
+        return r
+
+    straight = _trained(raw(tmp_path / "a"), 4)
+    _trained(raw(tmp_path / "b"), 2)
+    second = _trainer(raw(tmp_path / "b"), resume=True)
+    for _ in range(2):
+        second.train_step()
+    a, b = straight.ema.state_dict(), second.ema.state_dict()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+    plain = _raw(tiny_clips, tmp_path / "c")
+    _trained(plain, 1)
+    with pytest.raises(RTDerainError, match="no weight average"):
+        _trainer(raw(tmp_path / "c"), resume=True)
+
+
 def test_init_loads_weights_and_memory_but_restarts_the_schedule(
     tiny_clips: Path, tmp_path: Path
 ) -> None:
