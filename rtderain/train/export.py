@@ -19,7 +19,7 @@ def export_weights(src: str | Path, dst: str | Path, extra: dict[str, Any] | Non
     meta = dict(read_checkpoint(src)["meta"])
     model = load_model(weights=src).float()
     keep = ("step", "train_minutes", "losses", "data", "loss_weights", "pseudo_gt",
-            "command", "world_size", "val", "config")
+            "command", "world_size", "val", "config", "ema")
     save_checkpoint(model, dst, {**{k: meta[k] for k in keep if k in meta}, **(extra or {})})
 
 
