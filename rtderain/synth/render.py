@@ -81,6 +81,22 @@ PRESETS: dict[str, RainRanges] = {
         opacity=(0.3, 0.8),
         veil=(0.0, 0.03),
     ),
+    # Drizzle, as NTURain's rendered rain mostly is: many faint, thin, near-vertical
+    # streaks in several depth layers (most of their pixels brighten the background by
+    # 4-16 Y levels), JPEG'd more often than not.
+    "drizzle": RainRanges(
+        layers=(2, 3),
+        density=(0.0008, 0.002),
+        length=(15.0, 70.0),
+        width=(0.25, 0.55),
+        angle=(-10.0, 10.0),
+        angle_jitter=2.0,
+        opacity=(0.1, 0.4),
+        veil=(0.0, 0.01),
+        drop_prob=0.0,
+        jpeg_prob=0.7,
+        jpeg_quality=(60, 90),
+    ),
     # Rain100H-like storm: very dense, long, wide, nearly opaque streaks in a few crossing
     # directions (the angle spreads by up to 10 degrees between layers) under a strong veil,
     # seen by a still camera (no jitter or gain change, faint noise) as Rain100H renders

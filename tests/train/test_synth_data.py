@@ -48,6 +48,19 @@ def test_rain_amount_grows_light_heavy_storm() -> None:
     assert 0 < means["light"] < means["heavy"] < means["storm"], means
 
 
+def test_drizzle_is_fainter_per_streak_and_covers_more_pixels_than_light() -> None:
+    """``drizzle`` (NTURain's faint rain): a rained-on pixel brightens less on average than
+    under ``light``, and more pixels are rained on."""
+    stats = {}
+    for preset in ("light", "drizzle"):
+        layers = [x.mean(axis=2) for x in _rain_layers(preset, 128, 1, veil_max=0.0)]
+        wet = [x > 2 / 255 for x in layers]
+        stats[preset] = (np.mean([x[w].mean() for x, w in zip(layers, wet, strict=True)]),
+                         np.mean([w.mean() for w in wet]))
+    assert stats["drizzle"][0] < stats["light"][0], stats
+    assert stats["drizzle"][1] > stats["light"][1], stats
+
+
 @pytest.mark.parametrize(("short", "long"), [("light", "long"), ("heavy", "storm")])
 def test_long_streak_presets_draw_longer_streaks(short: str, long: str) -> None:
     """``long`` (video-shutter streaks) and ``storm`` (Rain100H-like) correlate along the
