@@ -5,12 +5,17 @@ Output layout (one folder per clip, readable by :class:`rtderain.train.data.Clip
     OUT/clip_00000/rain/00000.png ...   rainy frames (RGB PNG)
     OUT/clip_00000/clean/00000.png ...  true backgrounds (with --write-clean)
     OUT/clip_00000/style.json           source, seed and the clip's rain parameters
+
+Every source is checked before the first clip is rendered, and each clip is written to a
+hidden ``.clip_NNNNN.partial`` folder that is renamed when complete, so a bad source or an
+interrupted run never leaves a half-written ``clip_NNNNN``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -64,6 +69,10 @@ def collect_sources(paths: Iterable[str | Path], sequences: bool = False) -> lis
             raise RTDerainError(f"synth source not found: {p}")
     if not out:
         raise RTDerainError("no clean images found in the given sources")
+    for frames in out:
+        for f in frames:
+            if not cv2.haveImageReader(str(f)):
+                raise RTDerainError(f"synth source is not an image OpenCV can read: {f}")
     return out
 
 
@@ -113,7 +122,9 @@ def build_clips(
                 k = int(rng.integers(0, len(images)))
                 clip_images = images[k:] + images[:k]
             rainy, backs = render_clip(clip_images, frames, style, rng)
-            clip = out_dir / f"clip_{n:05d}"
+            final = out_dir / f"clip_{n:05d}"
+            clip = out_dir / f".{final.name}.partial"
+            shutil.rmtree(clip, ignore_errors=True)
             for t, img in enumerate(rainy):
                 write_rgb(clip / "rain" / f"{t:05d}.png", (img * 255 + 0.5).astype(np.uint8))
                 if write_clean:
@@ -123,6 +134,9 @@ def build_clips(
             meta = {"source": [str(p) for p in src], "seed": [seed, n], "preset": preset,
                     "still": still, "style": style}
             (clip / "style.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
-            log.info("clip %s from %s", clip.name, src[0].name)
+            if final.exists():  # a rerun replaces the clip as a whole
+                shutil.rmtree(final)
+            clip.rename(final)
+            log.info("clip %s from %s", final.name, src[0].name)
             n += 1
     return n - start_index

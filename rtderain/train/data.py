@@ -32,7 +32,8 @@ def index_clips(roots: list[str | Path]) -> list[Path | list[Path]]:
     """Find clips under ``roots``: each entry is a list of frame paths or a video path.
 
     A root may itself be a clip (a folder of frames, or ``<root>/rain/``), a video file, or
-    a folder of clips.
+    a folder of clips. Hidden entries (``.clip_NNNNN.partial``, a clip ``rtderain synth``
+    had not finished) are skipped.
     """
     clips: list[Path | list[Path]] = []
     for root in map(Path, roots):
@@ -46,6 +47,8 @@ def index_clips(roots: list[str | Path]) -> list[Path | list[Path]]:
             clips.append(own)
             continue
         for sub in sorted(root.iterdir()):
+            if sub.name.startswith("."):
+                continue
             if sub.is_file() and sub.suffix.lower() in VIDEO_EXTS:
                 clips.append(sub)
             elif sub.is_dir():

@@ -47,7 +47,8 @@ def paired_frames(folder: str | Path) -> list[tuple[Path, Path]]:
             return list(zip(rain, gt, strict=True))
     pairs: list[tuple[Path, Path]] = []
     if folder.is_dir():
-        for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
+        for sub in sorted(p for p in folder.iterdir()
+                          if p.is_dir() and not p.name.startswith(".")):
             if (sub / "rain").is_dir() and (sub / "clean").is_dir():
                 pairs.extend(zip(_images(sub / "rain"), _images(sub / "clean"), strict=True))
     if not pairs:

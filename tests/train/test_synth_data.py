@@ -14,6 +14,7 @@ from rtderain.errors import RTDerainError
 from rtderain.synth.cli import synth
 from rtderain.synth.render import PRESETS, draw_style, render_clip
 from rtderain.train.data import ClipDataset, adaptive_pseudo, index_clips
+from rtderain.train.validate import paired_frames
 
 
 def test_render_is_deterministic_and_changes_rain_per_frame() -> None:
@@ -90,6 +91,35 @@ def test_synth_cli_writes_clips_and_clean_frames(tmp_path: Path, tiny_clips: Pat
         a = (clip / "rain" / name).read_bytes()
         assert a == (tmp_path / "b" / "clip_00000" / "rain" / name).read_bytes()
 
+
+
+def test_synth_checks_every_source_before_writing_a_clip(
+    tmp_path: Path, tiny_clips: Path
+) -> None:
+    """A non-image among the sources (e.g. a glob catching SOURCE.txt) is a user error
+    (``rtderain`` prints it as one line) raised before anything is rendered: no clip,
+    complete or partial, is left behind."""
+    good = next(tiny_clips.glob("clip_*/clean/00000.png"))
+    bad = tmp_path / "SOURCE.txt"
+    bad.write_text("not an image")
+    out = tmp_path / "out"
+    res = CliRunner().invoke(synth, [str(good), str(good), str(bad), "-o", str(out)])
+    assert isinstance(res.exception, RTDerainError)
+    assert "not an image" in str(res.exception) and str(bad) in str(res.exception)
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_an_unfinished_clip_is_not_training_data(tmp_path: Path, tiny_clips: Path) -> None:
+    """``.clip_NNNNN.partial`` (``rtderain synth`` stopped mid-clip) is skipped by the
+    clip index and by the paired validation frames."""
+    import shutil
+
+    clips = sorted(tiny_clips.glob("clip_*"))
+    root = tmp_path / "set"
+    shutil.copytree(clips[0], root / clips[0].name)
+    before = (len(index_clips([root])), len(paired_frames(root)))
+    shutil.copytree(clips[0], root / f".{clips[0].name}.partial")
+    assert (len(index_clips([root])), len(paired_frames(root))) == before
 
 
 def test_synth_still_keeps_the_background_fixed(tmp_path: Path, tiny_clips: Path) -> None:
