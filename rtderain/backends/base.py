@@ -2,7 +2,7 @@
 
 An engine runs a de-raining network on batches of frames. The pipeline does not know which
 engine runs: it pads frames to ``engine.multiple``, calls the engine, crops back
-(:func:`rtderain.media.frames.derain_frames`). Every engine has :meth:`Engine.infer` on
+(:func:`rtderain.media.batching.derain_frames`). Every engine has :meth:`Engine.infer` on
 float tensors; an engine may also have ``infer_frames`` on uint8 frames (see
 :class:`FrameEngine`), which 8-bit video then takes: the normalisation runs inside the
 engine's graph instead of in two Python passes over every frame.
@@ -13,7 +13,8 @@ backends and the selection logic are in :mod:`rtderain.backends.registry`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
@@ -36,12 +37,15 @@ class Engine(Protocol):
         device: torch device the pipeline should place input tensors on.
         multiple: input H and W must be multiples of this.
         description: one line saying what runs (backend, precision, device), for logs.
+        selection: which backend was chosen and why (set by
+            :func:`rtderain.backends.create_engine`; empty for engines made directly).
     """
 
     name: str
     device: torch.device
     multiple: int
     description: str
+    selection: str
 
     def infer(self, x: torch.Tensor) -> torch.Tensor:
         """De-rain a batch.
@@ -76,6 +80,7 @@ class IdentityEngine:
     name = "identity"
     multiple = 1
     description = "identity (no model)"
+    selection = ""
 
     def __init__(self, device: str | torch.device = "cpu") -> None:
         self.device = torch.device(device)
@@ -92,6 +97,28 @@ class BackendUnavailable(RTDerainError):
 
     The message is the reason, logged when ``auto`` or a fallback skips the backend.
     """
+
+
+class EngineBuildError(RTDerainError):
+    """The runtime itself failed to build or load an engine (an unsupported operator, a
+    compiler error, a corrupt artifact). ``auto`` falls back to the next backend on it; a
+    forced ``--engine`` reports it. Any other exception is a bug and propagates."""
+
+
+@contextlib.contextmanager
+def runtime_errors(backend: str, what: str) -> Iterator[None]:
+    """Turn an exception raised inside a runtime's own call into :class:`EngineBuildError`.
+
+    Wrap only the calls into the runtime (``compile_model``, ``InferenceSession``,
+    ``torch_tensorrt.compile``, an exporter), so that our own bugs keep their traceback.
+    """
+    try:
+        yield
+    except RTDerainError:
+        raise
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise EngineBuildError(f"{backend}: {what} failed ({type(exc).__name__}: {first})") from exc
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,7 @@ import hashlib
 import json
 import logging
 import os
-import platform
 import re
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -38,7 +36,7 @@ except ImportError:  # pragma: no cover - Windows
 
 import torch
 
-from rtderain import __version__
+from rtderain import __version__, util
 from rtderain.backends.base import BuildSpec
 
 log = logging.getLogger(__name__)
@@ -67,11 +65,7 @@ def device_name(device: torch.device | str) -> str:
     device = torch.device(device)
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine() or "cpu"
+    return util.cpu_name()
 
 
 def _slug(text: str) -> str:
@@ -134,18 +128,7 @@ def _sha256(path: Path) -> str:
 
 def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
     """``write(tmp)`` then fsync and rename onto ``path``; the temp file never survives."""
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent
-    )
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        with tmp.open("rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    util.atomic_write(path, write)
 
 
 @contextlib.contextmanager

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rtderain.backends.base import BackendUnavailable, BuildSpec
+from rtderain.backends.base import BackendUnavailable, BuildSpec, runtime_errors
 from rtderain.errors import RTDerainError
 from rtderain.models.export import export_onnx
 from rtderain.models.mgid import MGID
@@ -67,6 +67,8 @@ class OrtEngine:
     """One ONNX Runtime session for a fixed input shape: (N, 3, H, W) float32 for a
     ``float`` artifact (:meth:`infer`), (N, H, W, 3) uint8 for a ``u8`` one
     (:meth:`infer_frames`, CPU)."""
+
+    selection = ""  # set by create_engine
 
     name = "onnxruntime"
 
@@ -155,7 +157,8 @@ class OrtBackend:
         return dataclasses.asdict(self.settings)
 
     def build(self, model: MGID, spec: BuildSpec, path: Path) -> None:
-        export_onnx(model, path, spec.shape, io=spec.io)
+        with runtime_errors("onnxruntime", "ONNX export"):
+            export_onnx(model, path, spec.shape, io=spec.io)
 
     def load(self, model: MGID, spec: BuildSpec, path: Path | None) -> OrtEngine:
         ort = _import_ort()
@@ -176,5 +179,6 @@ class OrtBackend:
                     trt_engine_cache_enable=True,
                     trt_engine_cache_path=str(path.parent / "ort-trt"),
                 )
-        session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+        with runtime_errors("onnxruntime", f"session for {path}"):
+            session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
         return OrtEngine(session, spec, model.multiple)

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rtderain.backends.base import BackendUnavailable, BuildSpec
+from rtderain.backends.base import BackendUnavailable, BuildSpec, runtime_errors
 from rtderain.errors import RTDerainError
 from rtderain.models.export import export_program
 from rtderain.models.mgid import MGID
@@ -72,6 +72,8 @@ class OpenVinoEngine:
     A ``float`` artifact runs :meth:`infer`, a ``u8`` one :meth:`infer_frames`
     (``BuildSpec.io``); the other method refuses, so a mix-up cannot pass silently.
     """
+
+    selection = ""  # set by create_engine
 
     name = "openvino"
 
@@ -146,20 +148,21 @@ class OpenVinoBackend:
     def build(self, model: MGID, spec: BuildSpec, path: Path) -> None:
         ov = _import_ov()
         # torch.export -> OpenVINO is about twice as fast as OpenVINO's own TorchScript trace.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)  # torch pytree notices
-            converted = ov.convert_model(export_program(model, spec.shape, io=spec.io))
-        converted.reshape(list(spec.input_shape))  # static shape: the fastest kernels
-        compiled = ov.Core().compile_model(converted, "CPU", self._config(spec.precision))
-        buf = io.BytesIO()
-        compiled.export_model(buf)
+        program = export_program(model, spec.shape, io=spec.io)
+        with runtime_errors("openvino", "model conversion and compilation"):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)  # torch pytree notices
+                converted = ov.convert_model(program)
+            converted.reshape(list(spec.input_shape))  # static shape: the fastest kernels
+            compiled = ov.Core().compile_model(converted, "CPU", self._config(spec.precision))
+            buf = io.BytesIO()
+            compiled.export_model(buf)
         path.write_bytes(buf.getvalue())
 
     def load(self, model: MGID, spec: BuildSpec, path: Path | None) -> OpenVinoEngine:
         ov = _import_ov()
         assert path is not None
-        with path.open("rb") as fh:
-            compiled = ov.Core().import_model(
-                io.BytesIO(fh.read()), "CPU", self._config(spec.precision)
-            )
+        data = path.read_bytes()
+        with runtime_errors("openvino", f"loading {path.name}"):
+            compiled = ov.Core().import_model(io.BytesIO(data), "CPU", self._config(spec.precision))
         return OpenVinoEngine(compiled, spec, model.multiple)

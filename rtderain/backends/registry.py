@@ -3,8 +3,11 @@
 ``BACKENDS`` is the one explicit dict of names. ``FALLBACK`` lists, per device type, the
 backends from fastest to slowest as measured on this project's reference machines
 (``docs/benchmarks.md``): ``auto`` takes the first one that can run, and a backend that
-fails (not installed, unsupported precision, build error) hands over to the next one with
-the reason logged. Heavy runtimes are imported only when their backend is tried.
+cannot run here (not installed, unsupported precision) or whose runtime fails to build
+(:class:`~rtderain.backends.base.EngineBuildError`) hands over to the next one with the
+reason logged. A backend named explicitly never falls back: it runs or the reason is an
+error. Any other exception is a bug and propagates with its traceback. Heavy runtimes are
+imported only when their backend is tried.
 """
 
 from __future__ import annotations
@@ -18,10 +21,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from rtderain.backends.base import BackendUnavailable, BuildSpec, Engine, run_fixed_batch
+from rtderain import util
+from rtderain.backends.base import (
+    BackendUnavailable,
+    BuildSpec,
+    Engine,
+    EngineBuildError,
+    run_fixed_batch,
+)
 from rtderain.backends.cache import ArtifactKey, EngineCache, device_name
 from rtderain.errors import RTDerainError
-from rtderain.media.frames import from_tensor, to_tensor
+from rtderain.media.tensors import from_tensor, to_tensor
 from rtderain.models.mgid import MGID
 
 log = logging.getLogger(__name__)
@@ -95,12 +105,24 @@ def _precision_reason(precision: str, device: torch.device) -> str:
 
 
 def candidates(engine: str, device: torch.device) -> list[str]:
-    """Backends to try in order: the forced one first (if any), then the device's list."""
-    order = list(FALLBACK.get(device.type, ("torch",)))
+    """Backends to try in order: ``auto`` -> the device's fallback list; a named engine ->
+    that engine alone (it runs or the run fails with the reason)."""
     if engine == "auto":
-        return order
+        return list(FALLBACK.get(device.type, ("torch",)))
     get_backend(engine)  # unknown name -> clear error
-    return [engine, *[name for name in order if name != engine]]
+    return [engine]
+
+
+def backend_status(name: str, device: str = "auto") -> tuple[bool, str, tuple[str, ...]]:
+    """(available, reason if not, device types it runs on) of backend ``name`` here, at
+    fp32 on ``device`` (``auto``: CUDA if present, else CPU)."""
+    dev = resolve_device(device)
+    devices = tuple(d for d, names in FALLBACK.items() if name in names)
+    try:
+        get_backend(name).check(dev, "fp32")
+    except BackendUnavailable as exc:
+        return False, str(exc), devices
+    return True, "", devices
 
 
 class CachedEngine:
@@ -135,8 +157,9 @@ class CachedEngine:
         self.digest = weights_digest(model)
         # u8 graphs on the CPU only: on a GPU, create_engine's CudaFrameEngine uploads the
         # uint8 frames and normalises them there, around the float graph.
-        self.frames_io = bool(getattr(backend, "frames_io", False)) and device.type == "cpu"
+        self.frames_io = backend.frames_io and device.type == "cpu"
         self._engines: dict[tuple[int, int, str], Any] = {}
+        self.selection = ""
         self.description = f"{self.name} {precision} on {device} (built on first frame)"
 
     @property
@@ -201,7 +224,7 @@ class CachedEngine:
 
 def _padded(size: tuple[int, int], multiple: int) -> tuple[int, int]:
     h, w = size
-    return (-(-h // multiple) * multiple, -(-w // multiple) * multiple)
+    return util.padded_size(h, w, multiple)
 
 
 def create_engine(
@@ -249,15 +272,12 @@ def create_engine(
             else:
                 spec = BuildSpec(model.config.name, "", batch, 0, 0, prec, str(dev))
                 result = backend.load(model, spec, None)
-        except BackendUnavailable as exc:
+        except (BackendUnavailable, EngineBuildError) as exc:
+            if engine != "auto":
+                raise RTDerainError(f"--engine {engine} cannot run: {exc}") from exc
             tried.append(str(exc))
-            level = logging.INFO if engine == "auto" and name != engine else logging.WARNING
+            level = logging.INFO if isinstance(exc, BackendUnavailable) else logging.WARNING
             log.log(level, "engine %s skipped: %s", name, exc)
-            continue
-        except Exception as exc:  # a build or load failure: fall back, never crash
-            reason = f"{name}: failed ({type(exc).__name__}: {exc})".splitlines()[0]
-            tried.append(reason)
-            log.warning("engine %s failed, falling back: %s", name, reason)
             continue
         if dev.type == "cuda":  # uint8 over the bus, pinned staging, maths on the GPU
             from rtderain.backends.transfer import CudaFrameEngine

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from rtderain.backends.base import BackendUnavailable, BuildSpec
+from rtderain.backends.base import BackendUnavailable, BuildSpec, runtime_errors
 from rtderain.models.export import DTYPES, example_input, export_program
 from rtderain.models.mgid import MGID
 
@@ -93,6 +93,8 @@ def prepare(
 class TensorRTEngine:
     """A loaded torch-tensorrt module for a fixed (N, 3, H, W) input on one GPU."""
 
+    selection = ""  # set by create_engine
+
     name = "tensorrt"
 
     def __init__(self, module: Any, spec: BuildSpec, multiple: int) -> None:
@@ -149,13 +151,15 @@ class TensorRTBackend:
         trt = _import_trt()
         program, example = prepare(model, spec)
         kwargs = compile_kwargs(trt.dynamo.compile, example, spec.precision, self.settings)
-        trt_gm = trt.dynamo.compile(program, **kwargs)
         save_params = inspect.signature(trt.save).parameters
         key = "arg_inputs" if "arg_inputs" in save_params else "inputs"
-        trt.save(trt_gm, str(path), **{key: [example]})
+        with runtime_errors("tensorrt", "compilation"):
+            trt_gm = trt.dynamo.compile(program, **kwargs)
+            trt.save(trt_gm, str(path), **{key: [example]})
 
     def load(self, model: MGID, spec: BuildSpec, path: Path | None) -> TensorRTEngine:
         _import_trt()  # registers the TensorRT ops the saved program calls
         assert path is not None
-        module = torch.export.load(str(path)).module()
+        with runtime_errors("tensorrt", f"loading {path.name}"):
+            module = torch.export.load(str(path)).module()
         return TensorRTEngine(module, spec, model.multiple)

@@ -47,6 +47,8 @@ class TorchEngine:
         compile_mode: ``torch.compile`` mode.
     """
 
+    selection = ""  # set by create_engine
+
     name = "torch"
 
     def __init__(

@@ -5,7 +5,7 @@ For every backend x precision x model x resolution it measures
 * **model only**: median wall time of the engine on a padded batch of N 8-bit frames as
   the pipeline calls it (uint8 in and out, normalisation included), divided by N, after
   warm-up (the engine build/load is not timed);
-* **end to end**: :func:`rtderain.pipeline.derain_video` on a real H.264 file it generates
+* **end to end**: :func:`rtderain.media.transcode.derain_video` on a real H.264 file it generates
   (decode -> batched inference -> H.264 encode, every frame, audio-free), in frames/s.
 
 Combinations a backend cannot run here (e.g. bf16 on a CPU without native bf16) are listed
@@ -18,20 +18,19 @@ import itertools
 import json
 import logging
 import os
-import platform
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
 
-import click
 import numpy as np
 import torch
 
-from rtderain.backends.cli import parse_size
-from rtderain.media.frames import derain_frames
+from rtderain import util
+from rtderain.media.batching import derain_frames
 
 log = logging.getLogger(__name__)
 
@@ -55,17 +54,12 @@ class Row:
 
 def machine_info() -> dict[str, str]:
     """CPU/GPU, cores and runtime versions, for the table caption."""
-    from rtderain.backends.cache import device_name
-
-    info = {
-        "cpu": device_name("cpu"),
-        "cores": str(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                     else os.cpu_count()),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torch_threads": str(torch.get_num_threads()),
-        "load_avg_1m_at_start": f"{os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else "?",
-    }
+    info = {k: str(v) for k, v in util.machine_info().items()}
+    info["cores"] = str(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                        else os.cpu_count())
+    info["torch_threads"] = str(torch.get_num_threads())
+    info["load_avg_1m_at_start"] = (f"{os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg")
+                                    else "?")
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     for module in ("onnxruntime", "openvino", "torch_tensorrt", "av"):
@@ -110,7 +104,7 @@ def time_model(engine, model, height: int, width: int, batch: int, iters: int, w
     ``budget_s`` (slow combinations get fewer, never zero, timed calls).
     """
     m = model.multiple
-    h, w = -(-height // m) * m, -(-width // m) * m
+    h, w = util.padded_size(height, width, m)
     x = np.random.default_rng(0).integers(0, 256, (batch, h, w, 3), dtype=np.uint8)
 
     def call() -> float:
@@ -144,7 +138,7 @@ def measure(row: Row, args: dict, clips: dict[str, Path], workdir: Path) -> Row:
         row.note = f"unavailable: {exc}"
         return row
     model = load_model(row.model)
-    height, width = parse_size(row.size)
+    width, height = util.parse_size(row.size)
     settings = None
     if row.backend == "torch" and args["torch_compile"]:
         from rtderain.backends.torch_backend import TorchSettings
@@ -160,7 +154,7 @@ def measure(row: Row, args: dict, clips: dict[str, Path], workdir: Path) -> Row:
     row.model_ms, row.cpu_ms = time_model(engine, model, height, width, row.batch, args["iters"],
                               args["warmup"], args["budget"])
     if args["e2e_frames"] > 0:
-        from rtderain.pipeline import PipelineOptions, derain_video
+        from rtderain.media.transcode import PipelineOptions, derain_video
 
         # As many frames as fit in about 2x the budget at the model-only speed (>= 8).
         frames = int(min(args["e2e_frames"], max(8, 2000 * args["budget"] / row.model_ms)))
@@ -205,47 +199,12 @@ def _split(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-@click.command()
-@click.option("--backends", default="torch,onnxruntime,openvino", show_default=True,
-              help="Comma-separated backends.")
-@click.option("--precisions", default="fp32,bf16", show_default=True,
-              help="Comma-separated precisions (combinations a backend lacks are listed).")
-@click.option("--models", default="mgid-rt,mgid", show_default=True,
-              help="Comma-separated model names.")
-@click.option("--sizes", default=DEFAULT_SIZES, show_default=True,
-              help="Comma-separated WxH frame sizes.")
-@click.option("--batch", default=1, show_default=True, type=click.IntRange(1))
-@click.option("--device", default="cpu", show_default=True)
-@click.option("--iters", default=10, show_default=True, type=click.IntRange(1),
-              help="Timed model-only calls (fewer if --budget runs out).")
-@click.option("--warmup", default=2, show_default=True, type=click.IntRange(0))
-@click.option("--budget", default=20.0, show_default=True,
-              help="Seconds of timed model-only calls per combination (about twice that "
-                   "end to end).")
-@click.option("--e2e-frames", default=60, show_default=True, type=click.IntRange(0),
-              help="Frames of the generated H.264 clip for end-to-end fps, at most (fewer "
-                   "for slow combinations, at least 8; 0: skip).")
-@click.option("--engines-dir", type=click.Path(file_okay=False), default=None,
-              help="Engine cache folder (default: $RTDERAIN_ENGINES or <repo>/engines).")
-@click.option("--torch-compile", is_flag=True,
-              help="Run the torch rows with torch.compile (compiles during warm-up).")
-@click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md",
-              show_default=True)
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
-              help="Also write the result to this file.")
-def speed(backends: str, precisions: str, models: str, sizes: str, batch: int, device: str,
-          iters: int, warmup: int, budget: float, e2e_frames: int, engines_dir: str | None,
-          torch_compile: bool, fmt: str, output: str | None) -> None:
-    """Engine speed: model-only ms/frame and end-to-end fps per combination.
-
-    \b
-    Examples:
-      rtderain bench speed
-      rtderain bench speed --models mgid --sizes 1000x1000 --e2e-frames 0
-      rtderain bench speed --backends openvino --sizes 640x360 --format json -o speed.json
-    """
-    for text in _split(sizes):
-        parse_size(text)  # fail early on a bad size
+def run_speed(backends: str, precisions: str, models: str, sizes: str, batch: int,
+              device: str, iters: int, warmup: int, budget: float, e2e_frames: int,
+              engines_dir: str | None, torch_compile: bool, fmt: str,
+              echo: Callable[[str], None] = log.info) -> str:
+    """Measure every combination (comma-separated lists); returns the report (``md`` or
+    ``json``). ``echo`` gets one progress line per combination."""
     args = {"device": device, "iters": iters, "warmup": warmup, "budget": budget,
             "e2e_frames": e2e_frames, "engines_dir": engines_dir,
             "torch_compile": torch_compile}
@@ -263,7 +222,7 @@ def speed(backends: str, precisions: str, models: str, sizes: str, batch: int, d
                 e2e = f"{row.e2e_fps:.1f} fps end to end" if row.e2e_fps else "no end-to-end run"
                 line = (f"{row.model_ms:.1f} ms/frame ({row.cpu_ms or 0:.0f} CPU ms), {e2e}"
                         + (f" ({row.note})" if row.note else ""))
-            click.echo(f"  {model} {backend} {precision} {size}: {line}", err=True)
+            echo(f"  {model} {backend} {precision} {size}: {line}")
             rows.append(row)
     command = (f"rtderain bench speed --backends {backends} --precisions {precisions} "
                f"--models {models} --sizes {sizes} --batch {batch} --device {device} "
@@ -272,6 +231,4 @@ def speed(backends: str, precisions: str, models: str, sizes: str, batch: int, d
         text = json.dumps({"machine": info, "rows": [asdict(r) for r in rows]}, indent=2) + "\n"
     else:
         text = markdown(rows, info, command)
-    click.echo(text, nl=False)
-    if output:
-        Path(output).write_text(text)
+    return text

@@ -7,5 +7,5 @@ Data flow (latest frame wins, nothing queues without bound)::
     LiveFrame(rgb, pts, capture time)                    pad, infer, crop   window / file /
                                                                             stream / --serve
 
-:func:`rtderain.live.runner.run_live` wires it together; ``rtderain stream`` is the CLI.
+:func:`rtderain.live.session.run_live` wires it together; ``rtderain stream`` is the CLI.
 """

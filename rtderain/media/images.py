@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from rtderain import util
 from rtderain.errors import MediaError
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
@@ -45,14 +44,7 @@ def write_image(path: str | Path, rgb: np.ndarray, jpeg_quality: int = 95) -> No
     ok, buf = cv2.imencode(path.suffix, np.ascontiguousarray(rgb[..., ::-1]), params)
     if not ok:
         raise MediaError(f"{path}: cannot encode an image of this type")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(buf.tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    util.atomic_write_bytes(path, buf.tobytes())
 
 
 def list_images(folder: str | Path) -> list[Path]:

@@ -16,13 +16,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from rtderain import util
 from rtderain.config import from_dict
 from rtderain.errors import ConfigError, RTDerainError
 from rtderain.models import MODELS, build_model, shipped_weights
@@ -38,23 +37,7 @@ def atomic_save(obj: Any, path: str | Path) -> None:
     """``torch.save`` to ``path`` atomically (temp file + fsync + rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    util.atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def save_checkpoint(
@@ -110,7 +93,7 @@ def load_model(
             if require_weights:
                 raise RTDerainError(f"no shipped weights for model {name!r}")
             model = build_model(name)
-            model.weights_path = None  # type: ignore[attr-defined]
+            model.weights_path = None
             return model.eval()
         weights = path
     payload = read_checkpoint(weights)
@@ -140,7 +123,7 @@ def load_model(
             f"({len(result.missing_keys)} missing, {len(result.unexpected_keys)} unexpected "
             f"keys, e.g. {bad!r})"
         )
-    model.weights_path = Path(weights)  # type: ignore[attr-defined]
+    model.weights_path = Path(weights)
     return model.eval()
 
 

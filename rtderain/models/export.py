@@ -45,7 +45,7 @@ class FrameGraph(torch.nn.Module):
     ``forward``: (N, H, W, 3) uint8 RGB -> (N, H, W, 3) uint8 RGB. Inside: scale to
     [-1, 1] in the network's dtype, run it, then ``round((y + 1) * 127.5)`` clamped to
     [0, 255] in float32 (ties to even, as OpenCV's ``saturate_cast`` in
-    :func:`rtderain.media.frames.from_tensor`), so both interfaces quantise alike.
+    :func:`rtderain.media.tensors.from_tensor`), so both interfaces quantise alike.
     """
 
     def __init__(self, net: torch.nn.Module, dtype: torch.dtype = torch.float32) -> None:

@@ -12,6 +12,7 @@ both models from a :class:`ModelConfig`:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import torch
@@ -71,7 +72,12 @@ class MGID(nn.Module):
 
     Input and output: (N, 3, H, W) float in [-1, 1], RGB, H and W multiples of
     ``config.multiple``. Output is the background ``B̂ = clamp(I − R̂, −1, 1)``.
+
+    ``weights_path`` is the checkpoint the weights came from
+    (:func:`rtderain.models.checkpoint.load_model` sets it), None for an untrained network.
     """
+
+    weights_path: Path | None = None
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()

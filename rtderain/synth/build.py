@@ -27,7 +27,7 @@ from rtderain.synth.render import draw_style, get_ranges, render_clip
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+from rtderain.media.images import IMAGE_SUFFIXES as IMAGE_EXTS  # noqa: E402
 
 
 def read_rgb(path: Path) -> np.ndarray:

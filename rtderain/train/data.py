@@ -20,7 +20,8 @@ from rtderain.errors import RTDerainError
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+from rtderain.media.images import IMAGE_SUFFIXES as IMAGE_EXTS  # noqa: E402
+
 VIDEO_EXTS = {".mp4", ".mkv", ".avi", ".mov", ".webm"}
 
 

@@ -17,11 +17,11 @@ import torch
 import torch.nn.functional as F
 
 from rtderain.errors import RTDerainError
-from rtderain.metrics import psnr
+from rtderain.evaluation.metrics import psnr
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp"}
+from rtderain.media.images import IMAGE_SUFFIXES as IMAGE_EXTS  # noqa: E402
 
 
 def _images(folder: Path) -> list[Path]:

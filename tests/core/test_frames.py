@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from rtderain.backends.base import IdentityEngine
-from rtderain.media.frames import (
+from rtderain.media.batching import derain_frames
+from rtderain.media.tensors import (
     crop,
-    derain_frames,
     from_tensor,
     pad_frames,
     pad_to_multiple,

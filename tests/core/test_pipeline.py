@@ -10,9 +10,9 @@ import torch
 
 from rtderain.backends.base import IdentityEngine
 from rtderain.backends.torch_backend import TorchEngine
+from rtderain.media.transcode import PipelineOptions, derain_video
 from rtderain.media.writer import EncodeOptions
 from rtderain.models import build_model
-from rtderain.pipeline import PipelineOptions, derain_video
 from tests.mediagen import probe, write_video
 
 

@@ -7,12 +7,13 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from rtderain.backends.cli import build, parse_size
+from rtderain.cli.build import build
 from rtderain.errors import RTDerainError
+from rtderain.util import parse_size
 
 
 def test_parse_size():
-    assert parse_size("1280x720") == (720, 1280)
+    assert parse_size("1280x720") == (1280, 720)  # (width, height), as written
     for bad in ("1280", "x720", "0x10", "12.5x7"):
         with pytest.raises(RTDerainError, match="WIDTHxHEIGHT"):
             parse_size(bad)

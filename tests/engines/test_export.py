@@ -60,7 +60,7 @@ def test_onnx_export_matches_eager(model, tmp_path_factory):
 
 def test_u8_graph_export_matches_float_path(model):
     """The uint8 graph (``FrameGraph``) = the float graph quantised as ``from_tensor`` does."""
-    from rtderain.media.frames import from_tensor, to_tensor
+    from rtderain.media.tensors import from_tensor, to_tensor
 
     x = torch.cat([random_frames(1), real_frames(1)])
     frames = from_tensor(x)

@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from rtderain.backends import BackendUnavailable, create_engine, get_backend
-from rtderain.media.frames import derain_frames, from_tensor
+from rtderain.media.batching import derain_frames
+from rtderain.media.tensors import from_tensor
 
 from .conftest import psnr, random_frames, real_frames, shared_engines_dir
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from rtderain.backends import registry
-from rtderain.backends.base import BackendUnavailable, run_fixed_batch
+from rtderain.backends.base import BackendUnavailable, run_fixed_batch, runtime_errors
 from rtderain.errors import RTDerainError
 
 from .conftest import perturbed_model, random_frames
@@ -60,22 +60,31 @@ def test_auto_precision():
     assert cpu == ("bf16" if registry.cpu_has_native_bf16() else "fp32")
 
 
-def test_tensorrt_without_cuda_falls_back_with_reason(tmp_path, caplog):
+def test_forced_engine_that_cannot_run_is_an_error_not_a_fallback(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("this test covers machines without CUDA")
-    with caplog.at_level(logging.WARNING, logger="rtderain.backends.registry"):
-        engine = registry.create_engine(
+    with pytest.raises(RTDerainError, match="--engine tensorrt cannot run: tensorrt: needs an"):
+        registry.create_engine(
             perturbed_model("mgid-rt"), "tensorrt", "cpu", "fp32", engines_dir=tmp_path
         )
-    assert engine.name != "tensorrt"
+
+
+def test_auto_skips_unavailable_backend_with_reason(tmp_path, monkeypatch):
+    if torch.cuda.is_available():
+        pytest.skip("this test covers machines without CUDA")
+    monkeypatch.setitem(registry.FALLBACK, "cpu", ("tensorrt", "torch"))
+    engine = registry.create_engine(
+        perturbed_model("mgid-rt"), "auto", "cpu", "fp32", engines_dir=tmp_path
+    )
+    assert engine.name == "torch"
     assert "tensorrt: needs an NVIDIA GPU" in engine.selection
-    assert any("tensorrt" in r.getMessage() for r in caplog.records)
 
 
 class BrokenBackend:
     """A static backend whose build always fails."""
 
-    name, suffix, static = "broken", ".bin", True
+    name, suffix, static, frames_io = "broken", ".bin", True, False
+    error: type[Exception] = RuntimeError
 
     def __init__(self, settings=None) -> None:
         pass
@@ -90,7 +99,8 @@ class BrokenBackend:
         return {}
 
     def build(self, model, spec, path: Path):
-        raise RuntimeError("builder exploded")
+        with runtime_errors("broken", "compilation"):  # the runtime's own call failing
+            raise BrokenBackend.error("builder exploded")
 
     def load(self, model, spec, path):
         raise AssertionError("never loaded")
@@ -127,6 +137,33 @@ class FakeStatic(BrokenBackend):
                 return -x
 
         return Run()
+
+
+def test_forced_engine_whose_build_fails_is_an_error(tmp_path, monkeypatch):
+    monkeypatch.setitem(registry.BACKENDS, "broken", f"{__name__}:BrokenBackend")
+    with pytest.raises(RTDerainError, match="--engine broken cannot run: .*builder exploded"):
+        registry.create_engine(
+            perturbed_model("mgid-rt"), "broken", "cpu", "fp32", size=(32, 32),
+            engines_dir=tmp_path,
+        )
+
+
+class BuggyBackend(BrokenBackend):
+    """A backend with a bug of ours (not a runtime error): it must not be hidden."""
+
+    name = "buggy"
+
+    def build(self, model, spec, path: Path):
+        raise TypeError("our own bug")
+
+
+def test_a_bug_in_a_backend_is_not_a_fallback(tmp_path, monkeypatch):
+    monkeypatch.setitem(registry.BACKENDS, "buggy", f"{__name__}:BuggyBackend")
+    monkeypatch.setitem(registry.FALLBACK, "cpu", ("buggy", "torch"))
+    with pytest.raises(TypeError, match="our own bug"):
+        registry.create_engine(
+            perturbed_model("mgid-rt"), "auto", "cpu", "fp32", size=(32, 32), engines_dir=tmp_path
+        )
 
 
 def test_static_engine_builds_per_size_on_first_frame(tmp_path, monkeypatch):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import av
-import pytest
 from click.testing import CliRunner
 
-from rtderain.bench.speed import make_clip, speed
+from rtderain.bench.speed import make_clip
+from rtderain.cli.bench import speed
 
 
 def test_make_clip_is_real_h264_with_every_frame(tmp_path):
@@ -21,7 +21,6 @@ def test_make_clip_is_real_h264_with_every_frame(tmp_path):
 
 
 def test_speed_json_rows(tmp_path):
-    pytest.importorskip("rtderain.pipeline")
     args = ["--backends", "torch,onnxruntime", "--precisions", "fp32,fp16", "--models",
             "mgid-rt", "--sizes", "64x48", "--iters", "2", "--warmup", "0",
             "--e2e-frames", "4", "--engines-dir", str(tmp_path / "eng"), "--format", "json",

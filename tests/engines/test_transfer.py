@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from rtderain.backends.transfer import FrameTransfer
+from rtderain.media.tensors import to_tensor
 
 
 def _frames(n=3, h=17, w=23, seed=0):
@@ -14,13 +15,12 @@ def _frames(n=3, h=17, w=23, seed=0):
 
 
 def test_cpu_upload_download_roundtrip_matches_media_conversion():
-    frames_mod = pytest.importorskip("rtderain.media.frames")
     t = FrameTransfer("cpu")
     for n in (3, 1, 4):  # staging buffer grows and is reused
         f = _frames(n, seed=n)
         x = t.upload(f)
         assert x.dtype == torch.float32 and tuple(x.shape) == (n, 3, 17, 23)
-        assert torch.allclose(x, frames_mod.to_tensor(f), atol=1e-6)
+        assert torch.allclose(x, to_tensor(f), atol=1e-6)
         assert np.array_equal(t.download(x), f)
 
 
@@ -45,7 +45,7 @@ def test_frame_engine_wrapper_matches_the_float_path():
     frames as the float path; checked here on the CPU, where it skips pinning."""
     from rtderain.backends.torch_backend import TorchEngine
     from rtderain.backends.transfer import CudaFrameEngine
-    from rtderain.media.frames import derain_frames
+    from rtderain.media.batching import derain_frames
 
     from .conftest import perturbed_model
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rtderain import metrics
 from rtderain.errors import RTDerainError
-from rtderain.methods import METHODS, create_method
+from rtderain.evaluation import metrics
+from rtderain.evaluation.methods import METHODS, create_method
 
 BASELINES = ["temporal-median", "garg-nayar", "zhang2006", "fastderain"]
 

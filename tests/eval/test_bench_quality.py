@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from rtderain import metrics
-from rtderain.bench import bench
+from rtderain.cli.bench import bench
+from rtderain.evaluation import metrics
 from rtderain.media.images import write_image
 
 

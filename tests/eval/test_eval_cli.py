@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from rtderain import metrics
+from rtderain.cli.eval import eval_command
 from rtderain.errors import RTDerainError
-from rtderain.evaluate import eval_command
+from rtderain.evaluation import metrics
 from rtderain.media.images import write_image
 from tests.mediagen import run_cli, write_video
 

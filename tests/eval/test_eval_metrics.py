@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from rtderain import metrics
 from rtderain.errors import RTDerainError
+from rtderain.evaluation import metrics
 
 TOL = {"psnr": 0.01, "ssim": 0.002, "vif": 0.01, "fsim": 0.003}
 

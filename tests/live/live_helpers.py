@@ -192,7 +192,7 @@ class LiveRun:
     """:func:`run_live` in a thread, with its stats and stop event, for tests."""
 
     def __init__(self, source, engine, sinks, options) -> None:
-        from rtderain.live.runner import run_live
+        from rtderain.live.session import run_live
         from rtderain.live.stats import LiveStats
 
         self.stats = LiveStats()

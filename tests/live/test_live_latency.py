@@ -6,7 +6,7 @@ import pytest
 from live_helpers import LiveRun, SleepEngine, make_rainy_clip
 
 from rtderain.live.capture import SourceOptions
-from rtderain.live.runner import LiveOptions
+from rtderain.live.session import LiveOptions
 
 pytestmark = pytest.mark.timeout(120)
 

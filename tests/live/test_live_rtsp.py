@@ -16,7 +16,7 @@ import pytest
 from live_helpers import LiveRun, decode_all, perturbed_engine, psnr, read_code
 
 from rtderain.live.capture import SourceOptions
-from rtderain.live.runner import LiveOptions, derain_frame
+from rtderain.live.session import LiveOptions, derain_frame
 from rtderain.live.sinks import RecordingSink
 from rtderain.media.writer import EncodeOptions
 

@@ -13,8 +13,8 @@ import pytest
 from live_helpers import LiveRun, SleepEngine, free_port
 
 from rtderain.live.capture import SourceOptions
-from rtderain.live.runner import LiveOptions
 from rtderain.live.server import ServeSink, parse_address
+from rtderain.live.session import LiveOptions
 
 pytestmark = [pytest.mark.network, pytest.mark.timeout(180)]
 

@@ -11,7 +11,7 @@ from live_helpers import LiveRun, SleepEngine, free_port, read_code
 
 from rtderain.errors import RTDerainError
 from rtderain.live.capture import SourceOptions
-from rtderain.live.runner import LiveOptions
+from rtderain.live.session import LiveOptions
 from rtderain.live.sinks import StreamSink, stream_format
 
 pytestmark = [pytest.mark.network, pytest.mark.timeout(120)]

@@ -10,8 +10,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from rtderain.cli.synth import synth
 from rtderain.errors import RTDerainError
-from rtderain.synth.cli import synth
 from rtderain.synth.render import PRESETS, draw_style, render_clip
 from rtderain.train.data import ClipDataset, adaptive_pseudo, index_clips
 from rtderain.train.validate import paired_frames

@@ -2,19 +2,9 @@
 
 from __future__ import annotations
 
-import re
-
 import click
 
-from rtderain.errors import RTDerainError
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """``WxH`` (e.g. ``1280x720``) -> (H, W)."""
-    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
-    if not match or int(match[1]) < 1 or int(match[2]) < 1:
-        raise RTDerainError(f"size {text!r} is not WIDTHxHEIGHT, e.g. 1280x720")
-    return int(match[2]), int(match[1])
+from rtderain.util import parse_size
 
 
 @click.command()
@@ -55,7 +45,7 @@ def build(
 
     model = load_model(None if weights else model_name, weights)
     for text in sizes:
-        height, width = parse_size(text)
+        width, height = parse_size(text, "--size")
         eng = create_engine(model, engine, device, precision, size=(height, width),
                             batch=batch, engines_dir=engines_dir)
         click.echo(f"{width}x{height}: {eng.selection}")

@@ -58,7 +58,7 @@ class NetworkMethod:
 
         self.name = model
         net = load_model(model, weights)
-        path = getattr(net, "weights_path", None)
+        path = net.weights_path
         self.weights = str(path) if path is not None else "untrained"
         self.engine = create_engine(net, engine=engine, device=device, precision=precision)
 
@@ -71,8 +71,8 @@ class NetworkMethod:
             pass
 
     def __call__(self, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-        from rtderain.baselines.window import check_frame
-        from rtderain.media.frames import derain_frames
+        from rtderain.evaluation.baselines.window import check_frame
+        from rtderain.media.batching import derain_frames
 
         for i, frame in enumerate(frames):
             check_frame(frame, i, None)
@@ -80,31 +80,31 @@ class NetworkMethod:
 
 
 def _identity(**kw: Any) -> Method:
-    from rtderain.baselines.simple import Identity
+    from rtderain.evaluation.baselines.simple import Identity
 
     return Identity(**kw)
 
 
 def _median(**kw: Any) -> Method:
-    from rtderain.baselines.simple import TemporalMedian
+    from rtderain.evaluation.baselines.simple import TemporalMedian
 
     return TemporalMedian(**kw)
 
 
 def _garg(**kw: Any) -> Method:
-    from rtderain.baselines.garg_nayar import GargNayar
+    from rtderain.evaluation.baselines.garg_nayar import GargNayar
 
     return GargNayar(**kw)
 
 
 def _zhang(**kw: Any) -> Method:
-    from rtderain.baselines.zhang import ZhangChromatic
+    from rtderain.evaluation.baselines.zhang import ZhangChromatic
 
     return ZhangChromatic(**kw)
 
 
 def _fastderain(**kw: Any) -> Method:
-    from rtderain.baselines.fastderain import FastDeRain
+    from rtderain.evaluation.baselines.fastderain import FastDeRain
 
     return FastDeRain(**kw)
 

@@ -8,19 +8,17 @@ encode with the same encoder settings, mux. The difference is the pipeline's cos
 
 from __future__ import annotations
 
-import json
-import platform
 import tempfile
 import time
 from pathlib import Path
 
 import av
-import click
 import numpy as np
 
+from rtderain import util
 from rtderain.backends.base import IdentityEngine
+from rtderain.media.transcode import PipelineOptions, derain_video
 from rtderain.media.writer import EncodeOptions
-from rtderain.pipeline import PipelineOptions, derain_video
 
 
 def make_clip(path: Path, width: int, height: int, frames: int) -> None:
@@ -69,25 +67,19 @@ def _timed(fn) -> tuple[float, int]:
     return time.perf_counter() - start, frames
 
 
-@click.command()
-@click.argument("clip", required=False, type=click.Path(exists=True, dir_okay=False))
-@click.option("--size", default="1280x720", show_default=True, help="WxH of the synthetic clip.")
-@click.option("--frames", default=150, show_default=True, help="Frames of the synthetic clip.")
-@click.option("--batch", default=4, show_default=True, help="Pipeline batch size.")
-@click.option("--repeat", default=3, show_default=True, help="Runs of each; the best counts.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write JSON.")
-def pipeline(clip, size, frames, batch, repeat, json_path) -> None:
-    """Pipeline fps with an identity model next to plain PyAV decode+encode fps.
+def measure_overhead(clip: str | Path | None, size: tuple[int, int], frames: int, batch: int,
+                     repeat: int) -> dict:
+    """Time the identity pipeline and the plain PyAV loops on ``clip`` (or on a synthetic
+    H.264 clip of ``size`` = (W, H) and ``frames``); the best of ``repeat`` runs counts.
 
-    Without CLIP, a synthetic H.264 clip of --size and --frames is made first.
+    Returns ``{"clip", "encoder", "results": {name: {seconds, frames, fps}}, "overhead"}``.
     """
     enc = EncodeOptions()
     with tempfile.TemporaryDirectory(prefix="rtderain-bench-") as tmp:
         tmpdir = Path(tmp)
         if clip is None:
-            w, h = (int(v) for v in size.lower().split("x"))
             clip = tmpdir / "clip.mp4"
-            make_clip(clip, w, h, frames)
+            make_clip(clip, size[0], size[1], frames)
         src = Path(clip)
         runs = {
             "pyav decode+encode": lambda: plain_pyav(src, tmpdir / "a.mp4", enc, rgb=False),
@@ -108,15 +100,12 @@ def pipeline(clip, size, frames, batch, repeat, json_path) -> None:
         with av.open(str(src)) as c:
             cc = c.streams.video[0].codec_context
             clip_desc = f"{src.name} {cc.width}x{cc.height}, {best[1]} frames"
-    click.echo(
-        f"clip: {clip_desc}; encoder {enc.encoder} crf {enc.crf} preset {enc.preset}; "
-        f"{platform.processor() or platform.machine()}, PyAV {av.__version__}"
-    )
-    for name, r in results.items():
-        click.echo(f"  {name:<30} {r['fps']:7.1f} fps  ({r['seconds']:.2f} s)")
     ref = results["pyav decode+rgb+encode"]["seconds"]
     overhead = results["rtderain pipeline (identity)"]["seconds"] / ref - 1
-    click.echo(f"pipeline overhead vs plain PyAV with the same RGB conversion: {overhead:+.1%}")
-    if json_path:
-        payload = {"clip": clip_desc, "results": results, "overhead": overhead}
-        Path(json_path).write_text(json.dumps(payload, indent=2))
+    return {
+        "clip": clip_desc,
+        "encoder": f"{enc.encoder} crf {enc.crf} preset {enc.preset}",
+        "machine": f"{util.cpu_name()}, PyAV {av.__version__}",
+        "results": results,
+        "overhead": overhead,
+    }

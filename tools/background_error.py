@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 import torch
 
-from rtderain.metrics import psnr, rgb_to_y
+from rtderain.evaluation.metrics import psnr, rgb_to_y
 from rtderain.models.checkpoint import load_model
 from rtderain.train.validate import _read, derain_rgb, evenly_spaced, paired_frames
 

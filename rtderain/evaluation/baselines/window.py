@@ -15,7 +15,7 @@ import numpy as np
 
 from rtderain.errors import RTDerainError
 
-# MATLAB rgb2ycbcr luma weights (see rtderain.metrics.rgb_to_y), without the +16 offset.
+# MATLAB rgb2ycbcr luma weights (see rtderain.evaluation.metrics.rgb_to_y), without the +16 offset.
 Y_WEIGHTS = np.array([65.481, 128.553, 24.966], dtype=np.float32) / 255.0
 
 

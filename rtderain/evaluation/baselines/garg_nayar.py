@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 from scipy import ndimage
 
-from rtderain.baselines.window import luma, sliding_windows
+from rtderain.evaluation.baselines.window import luma, sliding_windows
 
 BETA_MAX = 0.039  # the paper's bound on beta (drop exposure time / frame exposure time)
 

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from rtderain.backends import create_engine
-from rtderain.media.frames import derain_frames
+from rtderain.media.batching import derain_frames
 from rtderain.media.images import read_image
 from rtderain.models.checkpoint import load_model
 

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from scipy import fft
 
-from rtderain.baselines.window import Y_WEIGHTS, check_frame
+from rtderain.evaluation.baselines.window import Y_WEIGHTS, check_frame
 
 
 def _diff(x: torch.Tensor, dim: int) -> torch.Tensor:

@@ -25,7 +25,7 @@ from rtderain.live.queues import Closed, LatestQueue
 from rtderain.live.sinks import OutputFrame, Sink, SinkWorker
 from rtderain.live.sources import LiveFrame, SourceReader
 from rtderain.live.stats import LiveStats, StatsSnapshot
-from rtderain.media.frames import derain_frames
+from rtderain.media.batching import derain_frames
 
 log = logging.getLogger(__name__)
 

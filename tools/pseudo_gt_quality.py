@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from rtderain.metrics import psnr
+from rtderain.evaluation.metrics import psnr
 from rtderain.synth.render import draw_style, get_ranges, render_clip
 from rtderain.train.data import adaptive_pseudo, median_minimum_gap, temporal_quantile
 

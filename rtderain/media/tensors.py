@@ -1,5 +1,4 @@
-"""Frame arrays <-> model tensors, padding to the model's multiple, and running an engine
-on frames (:func:`derain_frames`, the one place every job calls an engine).
+"""Frame arrays <-> model tensors and padding to the model's multiple.
 
 Frames are numpy ``(N, H, W, 3)`` RGB, ``uint8`` (8-bit sources) or ``uint16`` (deeper
 sources, full 16-bit scale). Model tensors are ``(N, 3, H, W)`` float32 in [-1, 1], RGB.
@@ -8,7 +7,6 @@ sources, full 16-bit scale). Model tensors are ``(N, 3, H, W)`` float32 in [-1, 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import cv2
 import numpy as np
@@ -114,26 +112,3 @@ def pad_frames(
         else:
             out[i] = frame
     return out, (h, w)
-
-
-def derain_frames(engine: Any, frames: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
-    """Run ``engine`` on frames of one size: ``(H, W, 3)`` RGB uint8/uint16 each ->
-    ``(N, H, W, 3)`` de-rained, same dtype.
-
-    8-bit frames go to the engine's ``infer_frames`` when it has one (uint8 in and out,
-    normalised inside its graph); other frames, and engines without it, go through
-    :func:`to_tensor` -> ``engine.infer`` -> :func:`from_tensor`. Both pad to
-    ``engine.multiple`` and crop back.
-    """
-    first = frames[0]
-    fast = getattr(engine, "infer_frames", None)
-    if first.dtype == np.uint8 and fast is not None:
-        batch, (h, w) = pad_frames(frames, engine.multiple)
-        out = fast(batch)
-        if out.shape[1:3] != (h, w):
-            out = np.ascontiguousarray(out[:, :h, :w])
-        return out
-    x = to_tensor(frames, engine.device)
-    with torch.inference_mode():
-        y = run_padded(engine.infer, x, engine.multiple)
-    return from_tensor(y, first.dtype)

@@ -1,26 +1,26 @@
 """Quality reports: terminal/markdown table, JSON, CSV, per-frame plot and picture grid.
 
 Shared by ``rtderain eval`` and ``rtderain bench quality``. Inputs are lists of
-:class:`rtderain.evaluate.SequenceResult`.
+:class:`rtderain.evaluation.scoring.SequenceResult`.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from rtderain import util
 from rtderain.errors import RTDerainError
 
 if TYPE_CHECKING:
-    from rtderain.evaluate import SequenceResult
+    from rtderain.evaluation.scoring import SequenceResult
 
 COLUMNS = (
     ("psnr", "PSNR", "{:.2f}"),
@@ -74,17 +74,6 @@ def table(
     return "\n".join(lines)
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _out_path(path: str | Path) -> Path:
     path = Path(path)
     if not path.parent.is_dir():
@@ -103,27 +92,21 @@ def write_json(
     Identical frames give PSNR ``Infinity`` (Python's JSON extension)."""
     doc: dict[str, Any] = {"convention": convention, **(extra or {})}
     doc["results"] = [r.to_dict(per_frame=True) for r in results]
-    _atomic_write_text(_out_path(path), json.dumps(doc, indent=1) + "\n")
+    util.atomic_write_text(_out_path(path), json.dumps(doc, indent=1) + "\n")
 
 
 def write_csv(path: str | Path, results: Sequence[SequenceResult]) -> None:
     """One row per frame plus one ``mean`` row per (method, sequence)."""
     keys = [k for k, _, _ in COLUMNS if results and k in results[0].means()]
-    path = _out_path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(["method", "sequence", "frame", *keys])
-            for r in results:
-                for f in r.per_frame:
-                    w.writerow([r.method, r.sequence, f["index"], *[f[k] for k in keys]])
-                means = r.means()
-                w.writerow([r.method, r.sequence, "mean", *[means[k] for k in keys]])
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf)
+    w.writerow(["method", "sequence", "frame", *keys])
+    for r in results:
+        for f in r.per_frame:
+            w.writerow([r.method, r.sequence, f["index"], *[f[k] for k in keys]])
+        means = r.means()
+        w.writerow([r.method, r.sequence, "mean", *[means[k] for k in keys]])
+    util.atomic_write_text(_out_path(path), buf.getvalue())
 
 
 def write_plot(path: str | Path, results: Sequence[SequenceResult]) -> None:
@@ -149,14 +132,8 @@ def write_plot(path: str | Path, results: Sequence[SequenceResult]) -> None:
     axes[-1, 0].set_xlabel("frame")
     axes[0, 0].legend(fontsize=8, ncol=2)
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        util.atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     finally:
         plt.close(fig)
 

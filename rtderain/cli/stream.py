@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import re
 import signal
 import threading
 
 import click
 
 from rtderain.errors import RTDerainError
+from rtderain.util import parse_size
 
 log = logging.getLogger(__name__)
 
@@ -22,15 +22,6 @@ def _key_values(pairs: tuple[str, ...], option: str) -> dict[str, str]:
             raise RTDerainError(f"{option} wants KEY=VALUE, got {pair!r}")
         out[key] = value
     return out
-
-
-def _size(text: str | None) -> tuple[int, int] | None:
-    if text is None:
-        return None
-    m = re.fullmatch(r"(\d+)x(\d+)", text)
-    if not m:
-        raise RTDerainError(f"--capture-size wants WIDTHxHEIGHT, got {text!r}")
-    return int(m[1]), int(m[2])
 
 
 def _thread_settings(threads: int | None) -> dict | None:
@@ -134,7 +125,7 @@ def stream(source, model, weights, engine, device, precision, threads, realtime,
       rtderain stream rainy.mp4 --realtime --duration 20      (measure latency and fps)
     """
     from rtderain.live.capture import SourceOptions, classify, redact
-    from rtderain.live.runner import LiveOptions, make_reader, run_live
+    from rtderain.live.session import LiveOptions, make_reader, run_live
     from rtderain.live.sinks import RecordingSink, StreamSink, WindowSink
     from rtderain.live.stats import LiveStats
     from rtderain.media.writer import EncodeOptions
@@ -154,7 +145,7 @@ def stream(source, model, weights, engine, device, precision, threads, realtime,
         reconnect_delay=reconnect_delay,
         reconnect_max_delay=reconnect_max_delay,
         max_reconnects=max_reconnects,
-        capture_size=_size(capture_size),
+        capture_size=parse_size(capture_size, "--capture-size") if capture_size else None,
         capture_fps=capture_fps,
     )
     options = LiveOptions(source=src_opts, max_latency=max_latency, duration=duration,

@@ -13,19 +13,19 @@ import sys
 import click
 
 from rtderain import __version__
+from rtderain.cli.lazy import LazyGroup
 from rtderain.errors import RTDerainError
-from rtderain.lazy import LazyGroup
 
 # The one explicit table of subcommands: name -> "module:click command".
 COMMANDS = {
-    "run": "rtderain.run:run",
-    "models": "rtderain.run:models",
-    "train": "rtderain.train.cli:train",
-    "synth": "rtderain.synth.cli:synth",
-    "eval": "rtderain.evaluate:eval_command",
-    "bench": "rtderain.bench:bench",
-    "build": "rtderain.backends.cli:build",
-    "stream": "rtderain.live.cli:stream",
+    "run": "rtderain.cli.run:run",
+    "models": "rtderain.cli.run:models",
+    "train": "rtderain.cli.train:train",
+    "synth": "rtderain.cli.synth:synth",
+    "eval": "rtderain.cli.eval:eval_command",
+    "bench": "rtderain.cli.bench:bench",
+    "build": "rtderain.cli.build:build",
+    "stream": "rtderain.cli.stream:stream",
 }
 
 

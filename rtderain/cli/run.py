@@ -3,103 +3,16 @@
 from __future__ import annotations
 
 import logging
-import os
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 import click
+from tqdm import tqdm
 
-from rtderain.config import from_dict, load_yaml
-from rtderain.errors import MediaError, RTDerainError
-from rtderain.media.images import IMAGE_SUFFIXES, is_image, list_images
-from rtderain.media.reader import VideoReader
-from rtderain.media.writer import EncodeOptions, check_encoder
+from rtderain.jobs import load_run_settings, plan_jobs
+from rtderain.media.writer import check_encoder
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    """The ``run:`` section of a YAML config (see ``configs/run.yaml``); CLI options override it.
-
-    Attributes:
-        model: registered model name (``mgid``, ``mgid-rt``).
-        weights: checkpoint path; None = the model's shipped weights.
-        engine: backend name or ``auto``.
-        device: ``cpu``, ``cuda[:N]`` or ``auto``.
-        precision: ``fp32``, ``bf16``, ``fp16`` or ``auto``.
-        batch: frames per inference call.
-        queue_frames: capacity of each frame queue.
-        encode: encoder settings.
-    """
-
-    model: str = "mgid"
-    weights: str | None = None
-    engine: str = "auto"
-    device: str = "auto"
-    precision: str = "auto"
-    batch: int = 4
-    queue_frames: int = 8
-    encode: EncodeOptions = field(default_factory=EncodeOptions)
-
-
-def _load_run_config(path: str | None) -> RunConfig:
-    if path is None:
-        return RunConfig()
-    data = load_yaml(path)
-    return from_dict(RunConfig, data.get("run", data), where=f"{path}: run")
-
-
-@dataclass(frozen=True)
-class Job:
-    """One input -> one output; ``kind`` is ``video``, ``image`` or ``folder``."""
-
-    source: Path
-    target: Path
-    kind: str
-
-
-def plan_jobs(
-    inputs: tuple[str, ...], output: str | None, out_dir: str | None, overwrite: bool
-) -> list[Job]:
-    """Check every input and output before any work starts; errors name the bad path."""
-    if not inputs:
-        raise RTDerainError("no input given (usage: rtderain INPUT -o OUTPUT)")
-    if output and out_dir:
-        raise RTDerainError("give either -o/--output or --out-dir, not both")
-    if len(inputs) > 1 and not out_dir:
-        raise RTDerainError(f"{len(inputs)} inputs need --out-dir (-o takes a single input)")
-    if not output and not out_dir:
-        raise RTDerainError("no output given: use -o OUTPUT (or --out-dir DIR)")
-    jobs = []
-    for raw in inputs:
-        src = Path(raw)
-        if not src.exists():
-            raise MediaError(f"input not found: {src}")
-        kind = "folder" if src.is_dir() else "image" if is_image(src) else "video"
-        if kind == "folder":
-            list_images(src)  # an empty folder is an error now, not after other jobs
-        elif kind == "video":
-            VideoReader(src).close()  # not a video / no video stream: fail before any work
-        target = Path(output) if output else Path(out_dir) / src.name  # type: ignore[arg-type]
-        if kind == "image" and target.suffix.lower() not in IMAGE_SUFFIXES:
-            raise RTDerainError(f"{target}: an image input needs an image output (.png, .jpg, ...)")
-        if target.exists() and src.resolve() == target.resolve():
-            raise RTDerainError(f"output {target} is the input itself; choose another name")
-        if target.exists() and not overwrite and kind != "folder":
-            raise RTDerainError(f"output exists: {target} (use --overwrite to replace it)")
-        # Folders we create (--out-dir, a folder output) need an existing parent.
-        parent = target if kind == "folder" else target.parent
-        creatable = kind == "folder" or (out_dir is not None and parent == Path(out_dir))
-        existing = parent
-        while creatable and not existing.exists() and existing != existing.parent:
-            existing = existing.parent
-        if not existing.is_dir():
-            raise RTDerainError(f"output folder does not exist: {existing}")
-        if not os.access(existing, os.W_OK):
-            raise RTDerainError(f"output folder is not writable: {existing}")
-        jobs.append(Job(src, target, kind))
-    return jobs
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -197,7 +110,7 @@ def run(
       rtderain photo.jpg -o photo_clean.png
       rtderain frames/ -o clean_frames/
     """
-    cfg = _load_run_config(config_path)
+    cfg = load_run_settings(config_path)
     enc = cfg.encode
     enc = replace(
         enc,
@@ -221,11 +134,22 @@ def run(
         check_encoder(cfg.encode)  # an unknown codec fails before any work starts
     if out_dir:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
-    from rtderain.runner import Runner  # heavy imports (torch) only when there is work
+    from rtderain.api import Derainer  # heavy imports (torch) only when there is work
 
-    runner = Runner(cfg, quiet=quiet, notify=None if quiet else lambda s: click.echo(s, err=True))
+    derainer = Derainer.from_settings(
+        cfg, notify=None if quiet else lambda line: click.echo(line, err=True)
+    )
     for job in jobs:
-        line = runner.run(job, overwrite=overwrite)
+        unit = "image" if job.kind == "folder" else "frame"
+        with tqdm(unit=unit, desc=job.source.name, disable=quiet, dynamic_ncols=True,
+                  leave=False) as bar:
+
+            def progress(done: int, total: int, bar=bar) -> None:
+                bar.total = total or None
+                bar.update(done - bar.n)
+
+            line = derainer.run(job, overwrite=overwrite, progress=progress,
+                                encode=cfg.encode, queue_frames=cfg.queue_frames)
         if not quiet:
             click.echo(line, err=True)
 

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 from scipy import ndimage
 
-from rtderain.baselines.window import luma, sliding_windows
+from rtderain.evaluation.baselines.window import luma, sliding_windows
 
 
 class ZhangChromatic:

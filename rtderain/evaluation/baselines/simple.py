@@ -6,8 +6,8 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-from rtderain.baselines.window import check_frame, sliding_windows
 from rtderain.errors import RTDerainError
+from rtderain.evaluation.baselines.window import check_frame, sliding_windows
 
 
 class Identity:
@@ -29,8 +29,8 @@ class TemporalMedian:
     """Per-pixel, per-channel median over a centred window of ``size`` frames.
 
     Rain covers a pixel in few frames, so the median keeps the background where the scene is
-    static (and blurs motion). Window edges: see :mod:`rtderain.baselines.window`. An even
-    ``size`` is allowed (median of an even count = mean of the two middle values).
+    static (and blurs motion). Window edges: see :mod:`rtderain.evaluation.baselines.window`.
+    An even ``size`` is allowed (median of an even count = mean of the two middle values).
     """
 
     name = "temporal-median"

@@ -10,7 +10,7 @@ Datasets (under ``--data-root``, default ``../shared/data`` beside the repositor
   ``light``) from the static traffic-camera frames ``clean/wsdot_i5_frames`` (real motion:
   cars), written once into ``--synth-dir`` (default ``bench_out/synthetic``).
 
-Metrics on luminance Y (``rtderain.evaluate``); timing is the method alone (frames already
+Metrics on luminance Y (``rtderain.evaluation.scoring``); timing is the method alone (frames already
 in memory) on this machine, seconds per frame and fps.
 """
 
@@ -19,14 +19,11 @@ from __future__ import annotations
 import datetime
 import json
 import logging
-import os
-import platform
-import shlex
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import click
-
+from rtderain import util
 from rtderain.errors import RTDerainError
 
 log = logging.getLogger(__name__)
@@ -78,18 +75,8 @@ def _datasets(data_root: Path, synth: Path, names: tuple[str, ...]) -> list[tupl
     return out_list
 
 
-def _parse_weights(items: tuple[str, ...]) -> dict[str, str]:
-    weights = {}
-    for item in items:
-        name, sep, path = item.partition("=")
-        if not sep or not path:
-            raise RTDerainError(f"--weights wants NAME=PATH, got {item!r}")
-        weights[name] = path
-    return weights
-
-
 def _default_methods(weights: dict[str, str]) -> list[str]:
-    from rtderain.methods import METHODS
+    from rtderain.evaluation.methods import METHODS
     from rtderain.models import shipped_weights
 
     names = []
@@ -103,71 +90,25 @@ def _default_methods(weights: dict[str, str]) -> list[str]:
     return names
 
 
-@click.command("quality")
-@click.option(
-    "--method",
-    "methods",
-    multiple=True,
-    metavar="NAME",
-    help="Method to run (repeatable); default: every baseline, plus each network "
-    "that has shipped or --weights weights.",
-)
-@click.option(
-    "--dataset",
-    "datasets",
-    multiple=True,
-    type=click.Choice(["nturain_a1", "rain100h_dev", "synthetic"]),
-    help="Dataset (repeatable); default: all three.",
-)
-@click.option(
-    "--data-root",
-    type=click.Path(file_okay=False),
-    default=str(DEFAULT_DATA),
-    show_default=True,
-    help="Folder holding the benchmark data.",
-)
-@click.option(
-    "--weights",
-    "weight_items",
-    multiple=True,
-    metavar="NAME=PATH",
-    help="Checkpoint for a network method, e.g. mgid=ckpt/mgid.pt.",
-)
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False),
-    default="bench_out/quality",
-    show_default=True,
-    help="Output folder: quality.md, quality.json, grid_*.png.",
-)
-@click.option(
-    "--max-frames",
-    type=int,
-    default=None,
-    help="Use only the first N frames/images of each dataset (quick runs).",
-)
-@click.option(
-    "--synth-dir",
-    type=click.Path(file_okay=False),
-    default="bench_out/synthetic",
-    show_default=True,
-    help="Where the synthetic set is rendered (once; reused when present).",
-)
-@click.option(
-    "--merge",
-    is_flag=True,
-    help="Keep the rows of OUT/quality.json for (method, dataset) pairs not run now "
-    "(e.g. add network rows to a baseline table without rerunning the baselines).",
-)
-def quality(
-    methods, datasets, data_root, weight_items, out_dir, max_frames, synth_dir, merge
-) -> None:
-    """Quality table: PSNR / SSIM / VIF / FSIM and s/frame of methods on benchmark datasets."""
-    from rtderain.evaluate import Options, find_sequences, run_method
-    from rtderain.methods import METHODS, create_method
+def run_quality(
+    methods: list[str],
+    datasets: tuple[str, ...],
+    data_root: str | Path,
+    weights: dict[str, str],
+    out_dir: str | Path,
+    max_frames: int | None,
+    synth_dir: str | Path,
+    merge: bool,
+    command: str,
+    echo: Callable[[str], None] = log.info,
+) -> str:
+    """Run ``methods`` x ``datasets``, write ``out_dir``/quality.md, quality.json and the
+    picture grids; returns the markdown. ``command`` is recorded as the run's command line.
+    """
+    from rtderain.evaluation.methods import METHODS, create_method
+    from rtderain.evaluation.datasets import find_sequences
+    from rtderain.evaluation.scoring import Options, run_method
 
-    weights = _parse_weights(weight_items)
     for name in list(methods) + list(weights):
         if name not in METHODS:
             raise RTDerainError(f"unknown method {name!r} (known: {', '.join(METHODS)})")
@@ -185,7 +126,6 @@ def quality(
         built[name] = create_method(name, **kw)
     old = _load_previous(out / "quality.json", max_frames) if merge else None
     results, notes, meta = [], list(old["notes"]) if old else [], {}
-    command = _command(click.get_current_context())
     commands = (old["commands"] if old else []) + [command]
     previous = old["results"] if old else []
     for ds, folder, images in _datasets(data, Path(synth_dir), tuple(datasets)):
@@ -204,7 +144,7 @@ def quality(
                 )
                 continue
             for seq in seqs:
-                click.echo(f"{ds}/{seq.name}: {name} ...", err=True)
+                echo(f"{ds}/{seq.name}: {name} ...")
                 r = run_method(
                     method,
                     seq,
@@ -238,13 +178,13 @@ def quality(
         options,
         grids=True,
     )
-    click.echo(md)
+    return md
 
 
 def _write(out, previous, results, notes, meta, commands, max_frames, options, grids=False):
     """Merge with earlier rows, sort, write quality.md / quality.json (and the grids)."""
-    from rtderain.bench import report
-    from rtderain.methods import METHODS
+    from rtderain.evaluation import report
+    from rtderain.evaluation.methods import METHODS
 
     done = {(r.method, r.sequence) for r in results}
     rows = [r for r in previous if (r.method, r.sequence) not in done] + list(results)
@@ -278,25 +218,6 @@ def _write(out, previous, results, notes, meta, commands, max_frames, options, g
     }
     report.write_json(out / "quality.json", rows, options.describe(), extra)
     return md
-
-
-def _command(ctx: click.Context) -> str:
-    """The command line that reproduces this run (options given explicitly, not defaults)."""
-    words = ["rtderain", "bench", "quality"]
-    for param in ctx.command.params:
-        value = ctx.params.get(param.name)
-        source = ctx.get_parameter_source(param.name)
-        if source is not None and source.name == "DEFAULT":
-            continue
-        flag = max(param.opts, key=len)
-        if getattr(param, "is_flag", False):
-            words += [flag] if value else []
-        elif isinstance(value, tuple):
-            for v in value:
-                words += [flag, str(v)]
-        elif value is not None:
-            words += [flag, str(value)]
-    return " ".join(shlex.quote(w) for w in words)
 
 
 def _sample_dir(out: Path, r) -> Path:
@@ -333,7 +254,7 @@ def _load_sample(out: Path, r) -> None:
 
 def _load_previous(path: Path, max_frames: int | None) -> dict[str, Any] | None:
     """Results of an earlier run (for --merge); it must have used the same --max-frames."""
-    from rtderain.evaluate import SequenceResult
+    from rtderain.evaluation.scoring import SequenceResult
 
     if not path.is_file():
         return None
@@ -364,18 +285,13 @@ def _load_previous(path: Path, max_frames: int | None) -> dict[str, Any] | None:
 
 
 def _machine() -> dict[str, Any]:
-    import torch
-
-    return {
-        "cpu": platform.processor() or platform.machine(),
-        "cores": os.cpu_count(),
-        "torch": torch.__version__,
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-    }
+    info = util.machine_info()
+    info["date"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return info
 
 
 def _markdown(results, notes, meta, commands, machine, max_frames) -> str:
-    from rtderain.bench import report
+    from rtderain.evaluation import report
 
     lines = [
         "Command" + ("s" if len(commands) > 1 else "") + ":",

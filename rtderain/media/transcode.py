@@ -24,7 +24,7 @@ from typing import Any
 
 from rtderain.backends.base import Engine
 from rtderain.errors import MediaError, RTDerainError
-from rtderain.media.frames import derain_frames
+from rtderain.media.batching import derain_frames
 from rtderain.media.reader import DecodedFrame, VideoReader
 from rtderain.media.writer import EncodeOptions, VideoWriter, check_encoder
 

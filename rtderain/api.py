@@ -1,0 +1,296 @@
+"""The Python API: :class:`Derainer` de-rains frames, images, folders and videos.
+
+>>> import numpy as np, rtderain
+>>> derainer = rtderain.Derainer("mgid-rt", engine="torch", device="cpu")
+>>> frame = np.zeros((90, 160, 3), np.uint8)          # (H, W, 3) uint8 RGB
+>>> derainer(frame).shape
+(90, 160, 3)
+
+A :class:`Derainer` loads the network once and keeps one engine per padded frame size (an
+ONNX Runtime / OpenVINO / TensorRT engine is built for a fixed shape, and cached on disk
+under the engine cache, see ``docs/engines.md``). The command line (``rtderain run``) is a
+thin shell around this class.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rtderain.backends import create_engine
+from rtderain.backends.base import Engine
+from rtderain.errors import RTDerainError
+from rtderain.jobs import Job, RunSettings
+from rtderain.media.batching import derain_frames
+from rtderain.media.images import list_images, read_image, write_image
+from rtderain.media.reader import VideoReader
+from rtderain.media.transcode import PipelineOptions, Summary, derain_video
+from rtderain.media.writer import EncodeOptions, check_encoder
+from rtderain.models.checkpoint import load_model
+from rtderain.util import padded_size
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+
+
+class Derainer:
+    """De-rain with one loaded network.
+
+    Args:
+        model: registered model name: ``mgid`` (the paper model, the default) or
+            ``mgid-rt`` (real time); see :func:`list_models`.
+        weights: a checkpoint file instead of the model's shipped weights (the file names
+            its architecture; when ``model`` is given too, they must match).
+        engine: ``auto`` (fastest available for the device) or a backend name from
+            :func:`list_engines`. A named engine that cannot run is an error, not a fallback.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        precision: ``auto``, ``fp32``, ``bf16`` or ``fp16``.
+        batch: frames per inference call for :meth:`frames` and :meth:`video`
+            (throughput only: the network is one frame in, one frame out).
+        notify: called with one line per engine chosen (which backend runs and why).
+
+    Frames are numpy ``(H, W, 3)`` arrays, **RGB** order, ``uint8`` in [0, 255] (or
+    ``uint16`` in [0, 65535] for deeper sources); any size (padded to the network's
+    multiple and cropped back). Outputs have the input's shape and dtype.
+    """
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        weights: str | Path | None = None,
+        engine: str = "auto",
+        device: str = "auto",
+        precision: str = "auto",
+        batch: int = 4,
+        notify: Callable[[str], None] | None = None,
+    ) -> None:
+        if batch < 1:
+            raise RTDerainError(f"batch must be >= 1, got {batch}")
+        if model is None and weights is None:
+            model = "mgid"
+        self.network = load_model(model, weights)
+        self.settings = RunSettings(
+            model=self.network.config.name,
+            weights=None if weights is None else str(weights),
+            engine=engine,
+            device=device,
+            precision=precision,
+            batch=batch,
+        )
+        self.notify = notify
+        if weights is None and self.network.weights_path is None:
+            log.warning("model %s has no shipped weights: running an untrained network", model)
+        self._engines: dict[tuple[int, int, int], Engine] = {}
+
+    @classmethod
+    def from_settings(
+        cls, settings: RunSettings, notify: Callable[[str], None] | None = None
+    ) -> Derainer:
+        """A Derainer for the ``run:`` settings of a YAML config (``configs/run.yaml``)."""
+        return cls(
+            settings.model if settings.weights is None else None,
+            weights=settings.weights,
+            engine=settings.engine,
+            device=settings.device,
+            precision=settings.precision,
+            batch=settings.batch,
+            notify=notify,
+        )
+
+    @property
+    def model(self) -> str:
+        """The name of the network that runs (from the weights file when one was given)."""
+        return self.network.config.name
+
+    def engine_for(self, height: int, width: int, batch: int = 1) -> Engine:
+        """The engine for frames of ``height`` x ``width`` (built or loaded on first use)."""
+        key = (*padded_size(height, width, self.network.multiple), batch)
+        if key not in self._engines:
+            s = self.settings
+            eng = create_engine(
+                self.network,
+                engine=s.engine,
+                device=s.device,
+                precision=s.precision,
+                size=key[:2],
+                batch=batch,
+            )
+            log.info("engine for %dx%d: %s", key[1], key[0], eng.description)
+            if self.notify is not None and eng.selection:
+                self.notify(f"engine for {key[1]}x{key[0]}: {eng.selection}")
+            self._engines[key] = eng
+        return self._engines[key]
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        """De-rain one frame: ``(H, W, 3)`` uint8 (or uint16) RGB -> same shape and dtype."""
+        _check_frame(frame, 0)
+        return derain_frames(self.engine_for(*frame.shape[:2]), frame[None])[0]
+
+    def frames(self, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        """De-rain a stream of frames, yielding one output per input, in order.
+
+        Consecutive frames of one size and dtype are batched (``batch`` at a time); a size
+        change starts a new batch, so frames of different sizes may be mixed. Memory stays
+        bounded by one batch whatever the stream's length.
+        """
+        pending: list[np.ndarray] = []
+        for i, frame in enumerate(frames):
+            _check_frame(frame, i)
+            if pending and (frame.shape != pending[0].shape or frame.dtype != pending[0].dtype):
+                yield from self._run(pending)
+                pending = []
+            pending.append(frame)
+            if len(pending) == self.settings.batch:
+                yield from self._run(pending)
+                pending = []
+        if pending:
+            yield from self._run(pending)
+
+    def _run(self, batch: list[np.ndarray]) -> Iterator[np.ndarray]:
+        h, w = batch[0].shape[:2]
+        engine = self.engine_for(h, w, self.settings.batch)
+        yield from derain_frames(engine, batch)
+
+    def video(
+        self,
+        src: str | Path,
+        dst: str | Path,
+        *,
+        overwrite: bool = False,
+        progress: Progress | None = None,
+        queue_frames: int = 8,
+        **encode_options: Any,
+    ) -> Summary:
+        """De-rain the video file ``src`` into ``dst``; returns what was done.
+
+        Every decodable frame is written with its source timestamp; audio and subtitle
+        streams are copied as packets; colour matrix, range and bit depth are kept. The
+        output is written under a hidden temporary name and renamed when complete, so an
+        error leaves nothing at ``dst``. ``encode_options`` are fields of
+        :class:`rtderain.media.writer.EncodeOptions`: ``codec`` (``h264``, ``hevc``, ``av1``,
+        ``ffv1``, ...), ``crf``, ``preset``, ``pix_fmt``, ``options`` (FFmpeg options).
+        ``progress(done, total_estimate)`` is called after each batch.
+        """
+        src, dst = Path(src), Path(dst)
+        _check_target(src, dst, overwrite)
+        encode = _encode_options(encode_options)
+        check_encoder(encode)
+        probe = VideoReader(src)
+        size = (probe.height, probe.width)
+        probe.close()
+        engine = self.engine_for(*size, self.settings.batch)
+        opts = PipelineOptions(batch=self.settings.batch, queue_frames=queue_frames, encode=encode)
+        return derain_video(src, dst, engine, opts, progress)
+
+    def image(self, src: str | Path, dst: str | Path, *, overwrite: bool = False) -> None:
+        """De-rain the image file ``src`` into ``dst`` (format from ``dst``'s suffix)."""
+        src, dst = Path(src), Path(dst)
+        _check_target(src, dst, overwrite)
+        write_image(dst, self(read_image(src)))
+
+    def folder(
+        self,
+        src: str | Path,
+        dst: str | Path,
+        *,
+        overwrite: bool = False,
+        progress: Progress | None = None,
+    ) -> int:
+        """De-rain every image directly in folder ``src`` into folder ``dst`` (same names);
+        returns the number of images. Existing outputs are an error unless ``overwrite``."""
+        files = list_images(src)
+        dst = Path(dst)
+        dst.mkdir(parents=True, exist_ok=True)
+        clashes = [dst / f.name for f in files if (dst / f.name).exists()]
+        if clashes and not overwrite:
+            raise RTDerainError(f"output exists: {clashes[0]} (use --overwrite to replace it)")
+        for i, f in enumerate(files):
+            write_image(dst / f.name, self(read_image(f)))
+            if progress is not None:
+                progress(i + 1, len(files))
+        return len(files)
+
+    def run(self, job: Job, *, overwrite: bool = False, progress: Progress | None = None,
+            encode: EncodeOptions | None = None, queue_frames: int = 8) -> str:
+        """Run one planned job (:func:`rtderain.jobs.plan_jobs`); returns its summary line."""
+        if job.kind == "video":
+            enc = {f.name: getattr(encode, f.name) for f in fields(EncodeOptions)} if encode else {}
+            summary = self.video(job.source, job.target, overwrite=True, progress=progress,
+                                 queue_frames=queue_frames, **enc)
+            return summary.line()
+        if job.kind == "image":
+            self.image(job.source, job.target, overwrite=True)
+            return f"{job.target}: 1 image"
+        n = self.folder(job.source, job.target, overwrite=overwrite, progress=progress)
+        return f"{job.target}: {n} images"
+
+
+def _check_frame(frame: Any, index: int) -> None:
+    if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] != 3:
+        shape = getattr(frame, "shape", type(frame).__name__)
+        raise RTDerainError(f"frame {index}: expected an (H, W, 3) RGB array, got {shape}")
+    if frame.dtype not in (np.uint8, np.uint16):
+        raise RTDerainError(f"frame {index}: expected uint8 or uint16, got {frame.dtype}")
+
+
+def _check_target(src: Path, dst: Path, overwrite: bool) -> None:
+    if not src.exists():
+        raise RTDerainError(f"input not found: {src}")
+    if dst.exists() and src.resolve() == dst.resolve():
+        raise RTDerainError(f"output {dst} is the input itself; choose another name")
+    if dst.exists() and not overwrite:
+        raise RTDerainError(f"output exists: {dst} (pass overwrite=True to replace it)")
+
+
+def _encode_options(options: dict[str, Any]) -> EncodeOptions:
+    known = {f.name for f in fields(EncodeOptions)}
+    bad = sorted(set(options) - known)
+    if bad:
+        raise RTDerainError(f"unknown encode option {bad[0]!r} (known: {', '.join(sorted(known))})")
+    return EncodeOptions(**options)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A registered network: ``name``, ``parameters``, pad ``multiple``, shipped ``weights``
+    (None: none ship, the network is untrained and returns its input)."""
+
+    name: str
+    parameters: int
+    multiple: int
+    weights: Path | None
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """An inference backend: ``name``, whether it can run here (``available``) and why not
+    (``reason``), and the devices it targets."""
+
+    name: str
+    available: bool
+    reason: str
+    devices: tuple[str, ...]
+
+
+def list_models() -> list[ModelInfo]:
+    """The registered networks (see ``rtderain models``)."""
+    from rtderain.models import MODELS, build_model, count_parameters, shipped_weights
+
+    return [
+        ModelInfo(name, count_parameters(build_model(cfg)), cfg.multiple, shipped_weights(name))
+        for name, cfg in MODELS.items()
+    ]
+
+
+def list_engines() -> list[EngineInfo]:
+    """The inference backends and whether each can run on this machine."""
+    from rtderain.backends.registry import BACKENDS, backend_status
+
+    return [EngineInfo(name, *backend_status(name)) for name in BACKENDS]

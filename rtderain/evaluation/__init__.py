@@ -1,0 +1,1 @@
+"""Evaluation: metrics, methods, baselines, datasets, scoring and reports."""

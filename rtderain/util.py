@@ -1,0 +1,127 @@
+"""Small helpers with one home: atomic writes, sizes, the data root, machine facts.
+
+Nothing here imports torch, PyAV or click, so every layer (library, CLI, tools) can use it.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rtderain.errors import RTDerainError
+
+DATA_ENV = "RTDERAIN_DATA"
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], None], *, fsync: bool = True) -> None:
+    """Call ``write(tmp)`` on a hidden temporary file beside ``path``, then rename it onto
+    ``path``. Readers see the old file or the complete new one, never a partial one; on any
+    error (or Ctrl-C) the temporary file is removed and ``path`` is untouched.
+
+    The file gets the usual mode (``0666 & ~umask``), not ``mkstemp``'s 0600.
+    """
+    path = Path(path)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent
+    )
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        if fsync:
+            with tmp.open("rb+") as fh:
+                os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_write`)."""
+    atomic_write(path, lambda tmp: tmp.write_bytes(data))
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write UTF-8 ``text`` to ``path`` atomically (see :func:`atomic_write`)."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def round_up(value: int, multiple: int) -> int:
+    """The smallest multiple of ``multiple`` that is >= ``value`` (both positive)."""
+    return -(-value // multiple) * multiple
+
+
+def padded_size(height: int, width: int, multiple: int) -> tuple[int, int]:
+    """(H, W) rounded up to ``multiple``: the shape the network sees for an (H, W) frame."""
+    return round_up(height, multiple), round_up(width, multiple)
+
+
+def parse_size(text: str, where: str = "size") -> tuple[int, int]:
+    """``WIDTHxHEIGHT`` (e.g. ``1280x720``) -> ``(width, height)``, both >= 1.
+
+    ``where`` names the option in the error (``--size``, ``--capture-size``, ...).
+    """
+    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text or "")
+    if not match or int(match[1]) < 1 or int(match[2]) < 1:
+        raise RTDerainError(f"{where}: {text!r} is not WIDTHxHEIGHT, e.g. 1280x720")
+    return int(match[1]), int(match[2])
+
+
+def data_root(option: str | Path | None, flag: str = "--data-root") -> Path:
+    """The benchmark data folder: ``option`` if given, else ``$RTDERAIN_DATA``.
+
+    There is no built-in default (no machine path in the product); the error says how to
+    give one. The folder must exist.
+    """
+    raw = option if option is not None else os.environ.get(DATA_ENV)
+    if not raw:
+        raise RTDerainError(f"no benchmark data folder: pass {flag} DIR or set ${DATA_ENV}")
+    path = Path(raw).expanduser()
+    if not path.is_dir():
+        source = flag if option is not None else f"${DATA_ENV}"
+        raise RTDerainError(f"benchmark data folder not found: {path} (from {source})")
+    return path
+
+
+def cpu_name() -> str:
+    """The CPU model name (``/proc/cpuinfo`` on Linux), else the platform's processor."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "cpu"
+
+
+def machine_info() -> dict[str, Any]:
+    """Facts a benchmark reports beside its numbers: CPU, cores, OS, Python, torch, PyAV.
+
+    Imports torch and PyAV only when they are already installed (versions as strings).
+    """
+    info: dict[str, Any] = {
+        "cpu": cpu_name(),
+        "cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
+    for name in ("torch", "av"):
+        try:
+            module = __import__(name)
+        except ImportError:
+            continue
+        info[name] = getattr(module, "__version__", "?")
+    return info
