@@ -14,9 +14,11 @@ from pathlib import Path
 import click
 
 from rtderain.errors import RTDerainError
-from rtderain.evaluation.metrics import METRICS
 
 log = logging.getLogger(__name__)
+
+# The metric names (rtderain.evaluation.metrics.METRICS, which imports numpy).
+METRICS = ("psnr", "ssim", "vif", "fsim")
 
 
 def _parse_metrics(text: str) -> tuple[str, ...]:

@@ -9,9 +9,6 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from rtderain.jobs import load_run_settings, plan_jobs
-from rtderain.media.writer import check_encoder
-
 log = logging.getLogger(__name__)
 
 
@@ -110,6 +107,9 @@ def run(
       rtderain photo.jpg -o photo_clean.png
       rtderain frames/ -o clean_frames/
     """
+    from rtderain.jobs import load_run_settings, plan_jobs
+    from rtderain.media.writer import check_encoder
+
     cfg = load_run_settings(config_path)
     enc = cfg.encode
     enc = replace(

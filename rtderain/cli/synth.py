@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import click
 
-from rtderain.synth.build import build_clips, collect_sources
-from rtderain.synth.render import PRESETS
-
 
 @click.command("synth")
 @click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True))
@@ -16,9 +13,9 @@ from rtderain.synth.render import PRESETS
 @click.option("--clips-per-source", default=1, show_default=True,
               help="Clips rendered from each clean source.")
 @click.option("--preset", default="mixed", show_default=True,
-              type=click.Choice([*PRESETS, "mixed"]),
               help="Rain regime: light (short streaks), heavy (dense, wide), storm (Rain100H-"
-              "like downpour), long (video-shutter streaks) or mixed (light and heavy).")
+              "like downpour), long (video-shutter streaks), drizzle (faint, dense) or mixed "
+              "(light and heavy); docs/training.md has every range.")
 @click.option("--seed", default=0, show_default=True, help="Seed; same seed, same clips.")
 @click.option("--write-clean", is_flag=True, help="Also write the true background frames.")
 @click.option("--max-size", default=640, show_default=True,
@@ -49,6 +46,13 @@ def synth(
     becomes a static-camera clip whose frames differ only by rain, veil, drops and small
     camera effects (jitter, gain, noise, JPEG). Parameter ranges: docs/training.md.
     """
+    from rtderain.synth.build import build_clips, collect_sources
+    from rtderain.synth.render import PRESETS
+
+    if preset not in (*PRESETS, "mixed"):
+        raise click.BadParameter(
+            f"{preset!r} is not one of {', '.join([*PRESETS, 'mixed'])}", param_hint="--preset"
+        )
     srcs = collect_sources(sources, sequences=sequences)
     n = build_clips(
         srcs,

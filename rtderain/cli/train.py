@@ -6,8 +6,6 @@ import logging
 
 import click
 
-from rtderain.train.config import load_train_config
-
 
 @click.command("train")
 @click.option("-c", "--config", "config_path", required=True, type=click.Path(exists=True),
@@ -22,6 +20,7 @@ def train(config_path: str, overrides: tuple[str, ...], resume: bool) -> None:
     Multi-process (DDP, gloo on CPU / nccl on CUDA):
       torchrun --nproc_per_node=2 -m rtderain train -c configs/train_mgid.yaml
     """
+    from rtderain.train.config import load_train_config
     from rtderain.train.trainer import train as run_training
 
     cfg, raw = load_train_config(config_path, overrides)
