@@ -15,8 +15,9 @@ import av
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
-SHARED_DATA = REPO.parent / "shared" / "data"
+# The benchmark data: $RTDERAIN_DATA, else ../shared/data beside the repository (the one
+# place that default lives; the product itself has none).
+SHARED_DATA = Path(os.environ.get("RTDERAIN_DATA") or REPO.parent / "shared" / "data")
 
 
 def moving_pattern(index: int, width: int, height: int) -> np.ndarray:

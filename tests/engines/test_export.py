@@ -16,13 +16,13 @@ from .conftest import (
     WIDTH,
     perturbed_model,
     random_frames,
-    real_frames,
+    scene_frames,
     shared_engines_dir,
 )
 
 
 def test_torch_export_matches_eager(model):
-    x = torch.cat([random_frames(1), real_frames(1)])
+    x = torch.cat([random_frames(1), scene_frames(1)])
     program = export_program(model, tuple(x.shape))
     with torch.no_grad():
         expected = model(x)
@@ -38,7 +38,7 @@ def test_onnx_export_matches_eager(model, tmp_path_factory):
     """The ONNX file is the onnxruntime engine's cached artifact (exported once per model;
     the onnxruntime parity tests reuse it)."""
     ort = pytest.importorskip("onnxruntime")
-    x = torch.cat([random_frames(1), real_frames(1)])
+    x = torch.cat([random_frames(1), scene_frames(1)])
     engine = create_engine(model, "onnxruntime", "cpu", "fp32", batch=2,
                            engines_dir=shared_engines_dir(tmp_path_factory))
     engine.prepare(HEIGHT, WIDTH, "float")
@@ -62,7 +62,7 @@ def test_u8_graph_export_matches_float_path(model):
     """The uint8 graph (``FrameGraph``) = the float graph quantised as ``from_tensor`` does."""
     from rtderain.media.tensors import from_tensor, to_tensor
 
-    x = torch.cat([random_frames(1), real_frames(1)])
+    x = torch.cat([random_frames(1), scene_frames(1)])
     frames = from_tensor(x)
     program = export_program(model, tuple(x.shape), io="u8")
     assert len(program.graph_signature.user_inputs) == 1

@@ -30,5 +30,3 @@ def tiny_clips(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "clips"
 
 
-REPO = Path(__file__).resolve().parents[2]
-SHARED_DATA = REPO.parent / "shared" / "data"
