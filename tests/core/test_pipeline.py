@@ -148,3 +148,34 @@ def test_time_base_kept_exactly(tmp_path):
     derain_video(src, dst, IdentityEngine())
     out = probe(dst)["pts_seconds"]
     assert out == pytest.approx([p / 90000 for p in pts], abs=1e-3)
+
+
+def _decoded(path):
+    from rtderain.media.reader import VideoReader
+
+    reader = VideoReader(path, copy=())
+    try:
+        return [(f.rgb, f.pts) for f in reader.frames()]
+    finally:
+        reader.close()
+
+
+@pytest.mark.parametrize("batch", [1, 3, 4])
+def test_output_frame_k_is_derained_input_frame_k(tmp_path, batch):
+    """A non-identity network through batches (10 frames: the last batch is partial):
+    output frame k is the network's output for input frame k, at input frame k's pts."""
+    from rtderain.media.batching import derain_frames
+    from tests.engines.conftest import perturbed_model
+
+    src, dst = tmp_path / "in.mkv", tmp_path / "out.mkv"
+    write_video(src, frames=10, codec="ffv1", pix_fmt="yuv444p", durations=[40, 33, 57])
+    engine = TorchEngine(perturbed_model("mgid-rt", seed=3))
+    derain_video(src, dst, engine, PipelineOptions(batch=batch, encode=EncodeOptions("ffv1")))
+    inputs, outputs = _decoded(src), _decoded(dst)
+    assert [p for _, p in outputs] == [p for _, p in inputs]
+    expected = [derain_frames(engine, rgb[None])[0].astype(int) for rgb, _ in inputs]
+    assert np.abs(expected[0] - inputs[0][0].astype(int)).mean() > 3  # not the identity
+    for k, (rgb, _) in enumerate(outputs):
+        errors = [np.abs(rgb.astype(int) - e).mean() for e in expected]
+        assert errors[k] < 1.0, f"frame {k}: {errors[k]:.2f} levels from its own result"
+        assert int(np.argmin(errors)) == k, f"frame {k} matches input {np.argmin(errors)}"
