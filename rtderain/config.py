@@ -8,6 +8,8 @@ overrides are applied with :func:`apply_overrides` before building.
 from __future__ import annotations
 
 import dataclasses
+import os
+import re
 import types
 import typing
 from pathlib import Path
@@ -20,8 +22,32 @@ from rtderain.errors import ConfigError
 T = TypeVar("T")
 
 
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def expand_vars(value: Any, where: str) -> Any:
+    """``${NAME}`` in every string of ``value`` (nested lists and mappings) -> the
+    environment variable NAME; an unset one is a :class:`ConfigError` naming it and
+    ``where``. Configs name data and run folders this way (``${RTDERAIN_DATA}``,
+    ``${RTDERAIN_CKPT}``) instead of machine paths."""
+    if isinstance(value, str):
+        def sub(match: re.Match[str]) -> str:
+            name = match[1]
+            if name not in os.environ:
+                raise ConfigError(f"{where}: environment variable {name} is not set")
+            return os.environ[name]
+
+        return _VAR.sub(sub, value)
+    if isinstance(value, list):
+        return [expand_vars(v, where) for v in value]
+    if isinstance(value, dict):
+        return {k: expand_vars(v, f"{where}: {k}") for k, v in value.items()}
+    return value
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping from ``path``; an empty file is an empty mapping."""
+    """Read a YAML mapping from ``path``; an empty file is an empty mapping. ``${NAME}``
+    in strings is replaced by the environment variable NAME (:func:`expand_vars`)."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -33,7 +59,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
-    return data
+    return expand_vars(data, str(path))
 
 
 def _convert(tp: Any, value: Any, where: str) -> Any:

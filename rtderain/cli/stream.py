@@ -38,8 +38,54 @@ def _thread_settings(threads: int | None) -> dict | None:
             "openvino": OpenVinoSettings(num_threads=threads)}
 
 
+# Keys of a `run:` section that mean the same for `stream` (configs/realtime.yaml works
+# for both); `run`-only keys are ignored here.
+_RUN_KEYS = {"model", "weights", "engine", "device", "precision"}
+_RUN_ONLY = {"batch", "queue_frames"}
+_ENCODE_KEYS = {"codec", "crf", "preset"}
+
+
+def _load_config(ctx: click.Context, _param: click.Parameter, path: str | None) -> str | None:
+    """``-c FILE``: a ``stream:`` section (keys are the option names, ``-`` as ``_``), or
+    else a ``run:`` section's model, engine, device, precision and ``encode`` (for the
+    recording). Values become the options' defaults; the command line overrides them."""
+    if path is None:
+        return None
+    from rtderain.config import load_yaml
+    from rtderain.errors import ConfigError
+
+    data = load_yaml(path)
+    names = {p.name for p in ctx.command.params if p.name not in ("source", "config_path")}
+    if "stream" in data:
+        section, where = data["stream"] or {}, f"{path}: stream"
+        defaults = dict(section)
+    else:
+        section, where = data.get("run", data) or {}, f"{path}: run"
+        defaults = {k: v for k, v in section.items() if k in _RUN_KEYS}
+        encode = section.get("encode") or {}
+        if not isinstance(encode, dict):
+            raise ConfigError(f"{where}: encode must be a mapping")
+        bad = sorted(set(encode) - _ENCODE_KEYS - {"pix_fmt", "options"})
+        if bad:
+            raise ConfigError(f"{where}: encode: unknown key {bad[0]!r}")
+        defaults.update({k: v for k, v in encode.items() if k in _ENCODE_KEYS})
+        section = {k: v for k, v in section.items() if k not in _RUN_ONLY | {"encode"}}
+    if not isinstance(section, dict):
+        raise ConfigError(f"{where}: expected a mapping")
+    unknown = sorted(set(defaults) - names)
+    if unknown:
+        known = ", ".join(sorted(names))
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r} (known: {known})")
+    ctx.default_map = {**(ctx.default_map or {}), **defaults}
+    return path
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.argument("source")
+@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              is_eager=True, expose_value=False, callback=_load_config,
+              help="YAML file with a `stream:` section (option names as keys) or a `run:` "
+                   "section (model, engine, device, precision, encode); options override it.")
 @click.option("-m", "--model", default="mgid-rt", show_default=True,
               help="Model: mgid-rt (real time) or mgid (paper).")
 @click.option("-w", "--weights", type=click.Path(dir_okay=False), default=None,

@@ -95,3 +95,38 @@ def test_ctrl_c_closes_the_recording(rainy_clip, tmp_path):
     frames = decode_all(out)
     assert len(frames) >= 2
     assert [p.name for p in tmp_path.iterdir() if "partial" in p.name] == []
+
+
+def test_config_file_sets_defaults_and_options_override(rainy_clip, tmp_path, monkeypatch,
+                                                        capsys):
+    cfg = tmp_path / "live.yaml"
+    cfg.write_text("stream:\n  engine: torch\n  threads: 1\n  max_frames: 2\n  crf: 30\n")
+    out = tmp_path / "rec.mp4"
+    code, _, err = _main([str(rainy_clip), "-c", str(cfg), "--record", str(out)],
+                         monkeypatch, capsys)
+    assert code == 0, err
+    assert "torch" in err  # the engine from the file
+    assert len(decode_all(out)) == 2  # --frames from the file
+    code, _, err = _main([str(rainy_clip), "-c", str(cfg), "--frames", "3", "--record",
+                          str(out), "--overwrite"], monkeypatch, capsys)
+    assert code == 0, err
+    assert len(decode_all(out)) == 3  # the command line wins
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("stream:\n  bogus: 1\n", "stream: unknown key 'bogus'"),
+    ("run:\n  model: mgid-rt\n  encode:\n    tune: film\n", "encode: unknown key 'tune'"),
+])
+def test_bad_config_file_is_one_line(rainy_clip, tmp_path, monkeypatch, capsys, text, message):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(text)
+    code, _, err = _main([str(rainy_clip), "-c", str(cfg)], monkeypatch, capsys)
+    assert code == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], err
+
+
+def test_realtime_yaml_of_run_works_for_stream(rainy_clip, tmp_path, monkeypatch, capsys):
+    code, _, err = _main([str(rainy_clip), "-c", str(ROOT / "configs" / "realtime.yaml"),
+                          "--engine", "torch", "--frames", "2", "-q"], monkeypatch, capsys)
+    assert code == 0, err
