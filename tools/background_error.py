@@ -14,7 +14,7 @@ against the clean frame by a rain mask (|rainy - clean| > ``--mask`` Y levels):
 error by how much the rain brightened them (rainy - clean, in Y levels: ``--bins``), so
 faint rain left alone and bright streaks half removed tell apart.
 
-    python docs/background_error.py [WEIGHTS|input ...] [--dataset ../shared/data/nturain_a1]
+    python tools/background_error.py [WEIGHTS|input ...] [--dataset ../shared/data/nturain_a1]
                                     [--frames 12] [--mask 4] [--bins 8 16 32]
 """
 
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 from itertools import pairwise
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -31,20 +30,22 @@ import torch
 from rtderain.evaluation.metrics import psnr, rgb_to_y
 from rtderain.models.checkpoint import load_model
 from rtderain.train.validate import _read, derain_rgb, evenly_spaced, paired_frames
-
-SHARED = Path(__file__).parents[2] / "shared/data"
+from rtderain.util import data_root
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("weights", nargs="*", default=["input", "rtderain/weights/mgid.pt",
                                                     "rtderain/weights/mgid-rt.pt"])
-    ap.add_argument("--dataset", default=str(SHARED / "nturain_a1"))
+    ap.add_argument("--dataset", default=None,
+                    help="paired dataset (default: $RTDERAIN_DATA/nturain_a1)")
     ap.add_argument("--frames", type=int, default=12)
     ap.add_argument("--mask", type=float, default=4.0)
     ap.add_argument("--bins", type=float, nargs="*", default=[8.0, 16.0, 32.0],
                     help="edges (Y levels above the clean frame) of the rain-strength split")
     args = ap.parse_args()
+    if args.dataset is None:
+        args.dataset = str(data_root(None) / "nturain_a1")
     edges = [args.mask, *args.bins, np.inf]
     labels = [f"{a:g}-{b:g}" if np.isfinite(b) else f">{a:g}" for a, b in pairwise(edges)]
     torch.set_num_threads(2)

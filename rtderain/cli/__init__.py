@@ -26,6 +26,7 @@ COMMANDS = {
     "bench": "rtderain.cli.bench:bench",
     "build": "rtderain.cli.build:build",
     "stream": "rtderain.cli.stream:stream",
+    "export": "rtderain.cli.export:export",
 }
 
 

@@ -1,6 +1,6 @@
 """``rtderain bench quality``: methods x datasets -> one markdown + JSON table and picture grids.
 
-Datasets (under ``--data-root``, default ``../shared/data`` beside the repository):
+Datasets (under ``--data-root``, else ``$RTDERAIN_DATA``):
 
 - ``nturain_a1``: NTURain synthetic sequence a1 (a video: 168 frames, 640x480),
 - ``rain100h_dev``: Rain100H pairs 1-50 (unrelated single images: every image is its own
@@ -28,8 +28,6 @@ from rtderain.errors import RTDerainError
 
 log = logging.getLogger(__name__)
 
-REPO = Path(__file__).resolve().parents[2]
-DEFAULT_DATA = REPO.parent / "shared" / "data"
 SYNTH_SOURCE = "clean/wsdot_i5_frames"
 SYNTH_FRAMES = 48
 TILE = 320  # picture-grid tile width
@@ -105,8 +103,8 @@ def run_quality(
     """Run ``methods`` x ``datasets``, write ``out_dir``/quality.md, quality.json and the
     picture grids; returns the markdown. ``command`` is recorded as the run's command line.
     """
-    from rtderain.evaluation.methods import METHODS, create_method
     from rtderain.evaluation.datasets import find_sequences
+    from rtderain.evaluation.methods import METHODS, create_method
     from rtderain.evaluation.scoring import Options, run_method
 
     for name in list(methods) + list(weights):

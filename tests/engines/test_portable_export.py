@@ -120,8 +120,7 @@ def test_onnx_static_size_refuses_another_size(tmp_path):
 
 def test_onnx_fp16_native_range(rt_model, tmp_path):
     """--fp16 --range 11: float16 inside, float32 [-1, 1] in and out."""
-    out = export_vsmlrt_onnx(rt_model, tmp_path / "h.onnx", size=(37, 29), range01=False,
-                             fp16=True)
+    out = export_vsmlrt_onnx(rt_model, tmp_path / "h.onnx", size=(37, 29), range01=False, fp16=True)
     proto = onnx.load(str(out))
     assert proto.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in proto.graph.initializer)
@@ -187,9 +186,7 @@ def test_cli_bad_input_is_one_clean_error(extra, message, tmp_path):
 def test_cli_missing_folder_and_unknown_format(tmp_path):
     out = tmp_path / "missing" / "x.onnx"
     result = CliRunner().invoke(cli, export_args(out, "--format", "onnx"))
-    assert isinstance(result.exception, RTDerainError) and "does not exist" in str(
-        result.exception
-    )
+    assert isinstance(result.exception, RTDerainError) and "does not exist" in str(result.exception)
     result = CliRunner().invoke(cli, export_args(tmp_path / "x.bin", "--format", "tflite"))
     assert result.exit_code == 2 and "tflite" in result.output  # click's usage error
     assert list(tmp_path.iterdir()) == []
