@@ -67,6 +67,8 @@ def _parse_metrics(text: str) -> tuple[str, ...]:
     type=click.Path(dir_okay=False),
     help="Write a PNG plot of per-frame PSNR and SSIM here.",
 )
+@click.option("--no-temporal-metrics", "no_temporal", is_flag=True,
+              help="Skip the warping error and flicker of video sequences (faster).")
 @click.option("--list-methods", is_flag=True, help="List the method names and exit.")
 def eval_command(
     pred,
@@ -83,9 +85,11 @@ def eval_command(
     json_path,
     csv_path,
     plot_path,
+    no_temporal,
     list_methods,
 ) -> None:
-    """Score de-rained frames against clean ones: PSNR, SSIM, VIF, FSIM.
+    """Score de-rained frames against clean ones: PSNR, SSIM, VIF, FSIM, and for videos
+    the warping error and flicker (temporal consistency).
 
     \b
     Examples:
@@ -94,19 +98,29 @@ def eval_command(
       rtderain eval --method garg-nayar --method identity --dataset ../shared/data/nturain_a1
 
     Default: luminance Y (MATLAB rgb2ycbcr, BT.601), PSNR peak 255, SSIM as MATLAB
-    ssim_index, VIF pixel domain, FSIM as piq (details: docs/evaluation.md).
+    ssim_index, VIF pixel domain, FSIM as piq. Videos and frame folders (not --images)
+    also get: warp err (Lai et al. 2018, along the ground truth's DIS flow; lower is more
+    consistent), flicker (mean temporal std of Y, all pixels) and flicker static (over the
+    ground truth's static background). Details: docs/evaluation.md.
     """
     from rtderain.evaluation import report
     from rtderain.evaluation.datasets import find_sequences, read_frames
     from rtderain.evaluation.methods import METHODS, create_method
-    from rtderain.evaluation.scoring import Options, SequenceResult, run_method, score_frames
+    from rtderain.evaluation.scoring import (
+        Options,
+        SequenceResult,
+        TemporalScores,
+        run_method,
+        score_frames,
+    )
 
     if list_methods:
         for info in METHODS.values():
             click.echo(f"{info.name:16s} {info.kind:9s} {info.summary}")
         return
     options = Options(
-        "rgb" if rgb else "y", crop, skip_first, skip_last, _parse_metrics(metric_list)
+        "rgb" if rgb else "y", crop, skip_first, skip_last, _parse_metrics(metric_list),
+        temporal=not no_temporal,
     )
     for name, value in (("--crop", crop), ("--skip-first", skip_first), ("--skip-last", skip_last)):
         if value < 0:
@@ -133,10 +147,15 @@ def eval_command(
                 "give PRED and GT (frames to score and clean frames), "
                 "or --method NAME --dataset FOLDER"
             )
+        temporal = TemporalScores() if options.temporal and not images else None
         per_frame = score_frames(
-            read_frames(pred), read_frames(gt), options, pred_name=str(pred), gt_name=str(gt)
+            read_frames(pred), read_frames(gt), options, pred_name=str(pred), gt_name=str(gt),
+            temporal=temporal,
         )
-        results.append(SequenceResult(Path(gt).name, Path(pred).name, per_frame))
+        result = SequenceResult(Path(gt).name, Path(pred).name, per_frame)
+        if temporal is not None and len(per_frame) > 1:
+            result.temporal = temporal.result()
+        results.append(result)
     conv = options.describe()
     click.echo(f"space: {conv['space']}; crop {crop}; skip first {skip_first}, last {skip_last}")
     click.echo(report.table(results, timing=any(r.seconds is not None for r in results)))

@@ -252,7 +252,7 @@ def _load_sample(out: Path, r) -> None:
 
 def _load_previous(path: Path, max_frames: int | None) -> dict[str, Any] | None:
     """Results of an earlier run (for --merge); it must have used the same --max-frames."""
-    from rtderain.evaluation.scoring import SequenceResult
+    from rtderain.evaluation.scoring import TEMPORAL_KEYS, SequenceResult
 
     if not path.is_file():
         return None
@@ -273,6 +273,7 @@ def _load_previous(path: Path, max_frames: int | None) -> dict[str, Any] | None:
         cpu = d.get("cpu_seconds_per_frame")
         r.cpu_seconds = cpu * d["frames"] if cpu is not None else None
         r.frames_run = r.frames_run or d["frames"]
+        r.temporal = {k: d[k] for k in TEMPORAL_KEYS if k in d}
         results.append(r)
     return {
         "results": results,

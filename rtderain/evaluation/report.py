@@ -27,6 +27,9 @@ COLUMNS = (
     ("ssim", "SSIM", "{:.4f}"),
     ("vif", "VIF", "{:.4f}"),
     ("fsim", "FSIM", "{:.4f}"),
+    ("warp", "warp err", "{:.5f}"),
+    ("flicker", "flicker", "{:.2f}"),
+    ("flicker_static", "flicker static", "{:.2f}"),
 )
 
 
@@ -42,14 +45,15 @@ def table(
     results: Sequence[SequenceResult], *, timing: bool = True, group: str = "sequence"
 ) -> str:
     """A markdown table, one row per (method, sequence); ``group`` names the sequence column."""
-    metrics = [c for c in COLUMNS if results and c[0] in results[0].means()]
+    present = {k for r in results for k in (*r.means(), *r.temporal)}
+    metrics = [c for c in COLUMNS if c[0] in present]
     head = ["method", group, "frames", *[c[1] for c in metrics]]
     cpu = timing and any(r.cpu_seconds is not None for r in results)
     if timing:
         head += ["s/frame", "fps"] + (["CPU s/frame"] if cpu else [])
     rows = [head, ["---"] * len(head)]
     for r in results:
-        means = r.means()
+        means = {**r.means(), **r.temporal}
         row = [r.method, r.sequence, str(len(r.per_frame))]
         row += [_fmt(means.get(k), p) for k, _, p in metrics]
         if timing:

@@ -34,6 +34,7 @@ class Options:
     skip_first: int = 0
     skip_last: int = 0
     metrics: tuple[str, ...] = M.METRICS
+    temporal: bool = True  # warping error and flicker of video sequences
 
     def describe(self) -> dict[str, Any]:
         y = "Y of MATLAB rgb2ycbcr (BT.601 studio swing, not rounded)"
@@ -49,6 +50,13 @@ class Options:
             "vif": "pixel domain (piq vif_p)",
             "fsim": "piq fsim (auto-downsampling)"
             + (" with chroma (FSIMc)" if self.channel == "rgb" else ""),
+            "temporal": (
+                "warp: Lai et al. 2018 warping error along the ground truth's DIS flow "
+                "(medium preset), mean squared RGB in [0, 1] over non-occluded pixels; "
+                "warp_rel: minus the ground truth's own; flicker: mean temporal std of Y "
+                "(0-255), all pixels and the ground truth's static background (std < 2)"
+                if self.temporal else "off"
+            ),
         }
 
 
@@ -64,6 +72,7 @@ class SequenceResult:
     frames_run: int = 0
     params: dict[str, Any] = field(default_factory=dict)
     sample: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # (input, output, gt)
+    temporal: dict[str, float] = field(default_factory=dict)  # TemporalScores.result()
 
     def means(self) -> dict[str, float]:
         keys = [k for k in (self.per_frame[0] if self.per_frame else {}) if k != "index"]
@@ -79,6 +88,7 @@ class SequenceResult:
         out: dict[str, Any] = {"method": self.method, "sequence": self.sequence}
         out["frames"] = len(self.per_frame)
         out.update(self.means())
+        out.update(self.temporal)
         out["seconds_per_frame"] = spf
         out["fps"] = (1.0 / spf) if spf else None
         if self.cpu_seconds is not None and self.frames_run:
@@ -94,6 +104,45 @@ def _mean(values: list[float]) -> float:
     return float(np.mean(values)) if values else math.nan
 
 
+TEMPORAL_KEYS = ("warp", "warp_rel", "flicker", "flicker_static")
+
+
+class TemporalScores:
+    """Temporal consistency of one output sequence against its ground truth, frame by frame
+    (:mod:`rtderain.evaluation.temporal`; definitions in ``docs/evaluation.md``).
+
+    ``result()`` keys: ``warp``, the warping error (Lai et al. 2018) of the output along the
+    ground truth's DIS flow, mean squared RGB difference in [0, 1] units over non-occluded
+    pixels; ``warp_rel``, the same minus the ground truth's own (0: as consistent as the
+    clean video); ``flicker``, the mean temporal std of Y (0-255 levels) over all pixels;
+    ``flicker_static``, the same over the ground truth's static background (its own std of
+    Y below 2 levels). NaN when undefined (one frame; no static pixel).
+    """
+
+    def __init__(self) -> None:
+        from rtderain.evaluation.temporal import Flicker, WarpingError
+
+        self._warp = WarpingError()
+        self._pred = Flicker()
+        self._gt = Flicker()
+
+    def update(self, pred: np.ndarray, gt: np.ndarray) -> None:
+        self._warp.update(pred, gt)
+        self._pred.update(pred)
+        self._gt.update(gt)
+
+    def result(self) -> dict[str, float]:
+        warp = self._warp.result()
+        static = self._gt.static_mask()
+        return {
+            "warp": float(warp["warping_error"]),
+            "warp_rel": float(warp["relative_warping_error"]),
+            "flicker": float(self._pred.result()["flicker"]),
+            "flicker_static": float(self._pred.result(static)["flicker"])
+            if static.any() else math.nan,
+        }
+
+
 # ----------------------------------------------------------------------------- frame sources
 
 
@@ -104,8 +153,10 @@ def score_frames(
     *,
     pred_name: str = "prediction",
     gt_name: str = "ground truth",
+    temporal: TemporalScores | None = None,
 ) -> list[dict[str, float]]:
-    """Per-frame metrics of two equally long frame streams (skipped frames left out).
+    """Per-frame metrics of two equally long frame streams (skipped frames left out);
+    ``temporal`` (if given) is fed the scored frames in order.
 
     Raises :class:`RTDerainError` naming both sources on a count or size mismatch.
     """
@@ -136,6 +187,8 @@ def score_frames(
                     a, b, channel=options.channel, crop=options.crop, metrics=options.metrics
                 )
                 out.append({"index": i, **scores})
+                if temporal is not None:
+                    temporal.update(a, b)
         n += 1
     if n == 0:
         raise RTDerainError(f"no frames in {pred_name}")
@@ -195,9 +248,13 @@ def run_method(
         seq.name, method.name, seconds=seconds, frames_run=len(rainy), params=method.params()
     )
     result.cpu_seconds = cpu
+    temporal = TemporalScores() if options.temporal and not images else None
     result.per_frame = score_frames(
-        outputs, gt, options, pred_name=f"{method.name} output", gt_name=str(seq.gt)
+        outputs, gt, options, pred_name=f"{method.name} output", gt_name=str(seq.gt),
+        temporal=temporal,
     )
+    if temporal is not None:
+        result.temporal = temporal.result()
     if sample_index is not None:
         i = len(rainy) // 2 if sample_index < 0 else min(sample_index, len(rainy) - 1)
         result.sample = (rainy[i], outputs[i], gt[i])

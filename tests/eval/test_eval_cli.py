@@ -173,3 +173,24 @@ def test_cli_error_is_one_line_exit_1(tmp_path):
     assert proc.returncode == 1
     assert proc.stderr.strip().startswith("rtderain: error: frame counts differ")
     assert "Traceback" not in proc.stderr
+
+
+def test_temporal_metrics_rank_a_flickering_output_below_a_stable_one(tmp_path, make_rainy_clip):
+    """On a static rainy clip the rainy input (identity) flickers and warps more than the
+    temporal median, and both are reported in the table and the JSON."""
+    rainy, clean, _ = make_rainy_clip(n=10)
+    _folder(tmp_path / "ds" / "rain", rainy)
+    _folder(tmp_path / "ds" / "gt", clean)
+    out = tmp_path / "scores.json"
+    res = _invoke("--method", "identity", "--method", "temporal-median", "--dataset",
+                  tmp_path / "ds", "--metrics", "psnr", "--json", out)
+    assert res.exit_code == 0, res.output
+    assert "warp err" in res.output and "flicker static" in res.output
+    rows = {r["method"]: r for r in json.loads(out.read_text())["results"]}
+    ident, median = rows["identity"], rows["temporal-median"]
+    assert ident["flicker"] > 2 * median["flicker"]
+    assert ident["warp"] > 2 * median["warp"]
+    assert ident["warp_rel"] == pytest.approx(ident["warp"])  # the clean clip does not change
+    res = _invoke("--method", "identity", "--dataset", tmp_path / "ds", "--metrics", "psnr",
+                  "--no-temporal-metrics")
+    assert res.exit_code == 0 and "warp err" not in res.output
