@@ -27,11 +27,12 @@ from rtderain.backends.base import Engine
 from rtderain.errors import RTDerainError
 from rtderain.jobs import Job, RunSettings
 from rtderain.media.batching import derain_frames
-from rtderain.media.images import list_images, read_image, write_image
+from rtderain.media.images import check_images, list_images, read_image, write_image
 from rtderain.media.reader import VideoReader
 from rtderain.media.transcode import PipelineOptions, Summary, derain_video
 from rtderain.media.writer import EncodeOptions, check_encoder
 from rtderain.models.checkpoint import load_model
+from rtderain.temporal import TemporalSettings, TemporalStage
 from rtderain.util import padded_size
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,11 @@ class Derainer:
         precision: ``auto``, ``fp32``, ``bf16`` or ``fp16``.
         batch: frames per inference call for :meth:`frames` and :meth:`video`
             (throughput only: the network is one frame in, one frame out).
+        temporal: the temporal stage after the network for streams, videos and frame
+            folders: ``off`` (every frame on its own), ``window`` (a centred window of
+            past and future frames; files), ``causal`` (past frames only; live), or a
+            :class:`rtderain.temporal.TemporalSettings`. Single frames and images never
+            use it.
         notify: called with one line per engine chosen (which backend runs and why).
 
     Frames are numpy ``(H, W, 3)`` arrays, **RGB** order, ``uint8`` in [0, 255] (or
@@ -69,6 +75,7 @@ class Derainer:
         device: str = "auto",
         precision: str = "auto",
         batch: int = 4,
+        temporal: str | TemporalSettings = "off",
         notify: Callable[[str], None] | None = None,
     ) -> None:
         if batch < 1:
@@ -83,6 +90,8 @@ class Derainer:
             device=device,
             precision=precision,
             batch=batch,
+            temporal=temporal if isinstance(temporal, TemporalSettings)
+            else TemporalSettings(temporal),
         )
         self.notify = notify
         if weights is None and self.network.weights_path is None:
@@ -101,6 +110,7 @@ class Derainer:
             device=settings.device,
             precision=settings.precision,
             batch=settings.batch,
+            temporal=settings.temporal,
             notify=notify,
         )
 
@@ -137,26 +147,40 @@ class Derainer:
         """De-rain a stream of frames, yielding one output per input, in order.
 
         Consecutive frames of one size and dtype are batched (``batch`` at a time); a size
-        change starts a new batch, so frames of different sizes may be mixed. Memory stays
-        bounded by one batch whatever the stream's length.
+        change starts a new batch, so frames of different sizes may be mixed. With the
+        temporal stage the frames are one video, in order (``window`` looks ``radius``
+        frames ahead before it yields). Memory stays bounded by one batch plus the stage's
+        window whatever the stream's length.
         """
+        stage = None if self.settings.temporal.mode == "off" else TemporalStage(
+            settings=self.settings.temporal
+        )
         pending: list[np.ndarray] = []
         for i, frame in enumerate(frames):
             _check_frame(frame, i)
             if pending and (frame.shape != pending[0].shape or frame.dtype != pending[0].dtype):
-                yield from self._run(pending)
+                yield from self._run(pending, stage)
                 pending = []
             pending.append(frame)
             if len(pending) == self.settings.batch:
-                yield from self._run(pending)
+                yield from self._run(pending, stage)
                 pending = []
         if pending:
-            yield from self._run(pending)
+            yield from self._run(pending, stage)
+        if stage is not None:
+            for out, _ in stage.flush():
+                yield out
 
-    def _run(self, batch: list[np.ndarray]) -> Iterator[np.ndarray]:
+    def _run(self, batch: list[np.ndarray], stage: TemporalStage | None) -> Iterator[np.ndarray]:
         h, w = batch[0].shape[:2]
         engine = self.engine_for(h, w, self.settings.batch)
-        yield from derain_frames(engine, batch)
+        outputs = derain_frames(engine, batch)
+        if stage is None:
+            yield from outputs
+            return
+        for rainy, out in zip(batch, outputs, strict=True):
+            for final, _ in stage.push(rainy, out):
+                yield final
 
     def video(
         self,
@@ -186,7 +210,12 @@ class Derainer:
         size = (probe.height, probe.width)
         probe.close()
         engine = self.engine_for(*size, self.settings.batch)
-        opts = PipelineOptions(batch=self.settings.batch, queue_frames=queue_frames, encode=encode)
+        opts = PipelineOptions(
+            batch=self.settings.batch,
+            queue_frames=queue_frames,
+            encode=encode,
+            temporal=self.settings.temporal,
+        )
         return derain_video(src, dst, engine, opts, progress)
 
     def image(self, src: str | Path, dst: str | Path, *, overwrite: bool = False) -> None:
@@ -204,15 +233,20 @@ class Derainer:
         progress: Progress | None = None,
     ) -> int:
         """De-rain every image directly in folder ``src`` into folder ``dst`` (same names);
-        returns the number of images. Existing outputs are an error unless ``overwrite``."""
+        returns the number of images. The images, in name order, are one video for the
+        temporal stage (frames of a clip). Existing outputs are an error unless
+        ``overwrite``."""
         files = list_images(src)
+        check_images(files)  # a broken image is an error before anything is written
         dst = Path(dst)
-        dst.mkdir(parents=True, exist_ok=True)
         clashes = [dst / f.name for f in files if (dst / f.name).exists()]
         if clashes and not overwrite:
             raise RTDerainError(f"output exists: {clashes[0]} (use --overwrite to replace it)")
-        for i, f in enumerate(files):
-            write_image(dst / f.name, self(read_image(f)))
+        dst.mkdir(parents=True, exist_ok=True)
+        # One stream in name order: batched, and a video to the temporal stage when it is on.
+        outputs = self.frames(read_image(f) for f in files)
+        for i, (f, out) in enumerate(zip(files, outputs, strict=True)):
+            write_image(dst / f.name, out, overwrite=overwrite)
             if progress is not None:
                 progress(i + 1, len(files))
         return len(files)

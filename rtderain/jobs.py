@@ -9,9 +9,14 @@ from pathlib import Path
 
 from rtderain.config import from_dict, load_yaml
 from rtderain.errors import MediaError, RTDerainError
-from rtderain.media.images import IMAGE_SUFFIXES, is_image, list_images
+from rtderain.media.images import IMAGE_SUFFIXES, check_images, is_image, list_images
 from rtderain.media.reader import VideoReader
 from rtderain.media.writer import EncodeOptions
+from rtderain.temporal import TemporalSettings
+
+# The temporal mode of files and frame folders by default (docs/temporal.md has the
+# measurements behind it); live sources are causal at most.
+FILE_DEFAULT = "window"
 
 
 @dataclass(frozen=True)
@@ -27,6 +32,8 @@ class RunSettings:
         batch: frames per inference call.
         queue_frames: capacity of each frame queue.
         encode: encoder settings.
+        temporal: the temporal stage after the network (``temporal: {mode: window,
+            radius: 2}``; see ``docs/temporal.md``).
     """
 
     model: str = "mgid"
@@ -37,6 +44,7 @@ class RunSettings:
     batch: int = 4
     queue_frames: int = 8
     encode: EncodeOptions = field(default_factory=EncodeOptions)
+    temporal: TemporalSettings = field(default_factory=lambda: TemporalSettings(FILE_DEFAULT))
 
 
 def load_run_settings(path: str | Path | None) -> RunSettings:
@@ -49,11 +57,16 @@ def load_run_settings(path: str | Path | None) -> RunSettings:
 
 @dataclass(frozen=True)
 class Job:
-    """One input -> one output; ``kind`` is ``video``, ``image`` or ``folder``."""
+    """One input -> one output; ``kind`` is ``video``, ``image`` or ``folder``.
+
+    ``overwrite``: the output may replace an existing file (``--overwrite``); without it the
+    final rename never replaces one, even one that appeared during the run.
+    """
 
     source: Path
     target: Path
     kind: str
+    overwrite: bool = False
 
 
 def plan_jobs(
@@ -68,14 +81,15 @@ def plan_jobs(
         raise RTDerainError(f"{len(inputs)} inputs need --out-dir (-o takes a single input)")
     if not output and not out_dir:
         raise RTDerainError("no output given: use -o OUTPUT (or --out-dir DIR)")
-    jobs = []
+    jobs: list[Job] = []
     for raw in inputs:
         src = Path(raw)
         if not src.exists():
             raise MediaError(f"input not found: {src}")
         kind = "folder" if src.is_dir() else "image" if is_image(src) else "video"
         if kind == "folder":
-            list_images(src)  # an empty folder is an error now, not after other jobs
+            # An empty folder or an unreadable image is an error now, not after other jobs.
+            check_images(list_images(src))
         elif kind == "video":
             VideoReader(src).close()  # not a video / no video stream: fail before any work
         target = Path(output) if output else Path(out_dir) / src.name  # type: ignore[arg-type]
@@ -83,6 +97,8 @@ def plan_jobs(
             raise RTDerainError(f"{target}: an image input needs an image output (.png, .jpg, ...)")
         if target.exists() and src.resolve() == target.resolve():
             raise RTDerainError(f"output {target} is the input itself; choose another name")
+        if kind != "folder" and target.is_dir():
+            raise RTDerainError(f"output {target} is a folder; give a file name")
         if target.exists() and not overwrite and kind != "folder":
             raise RTDerainError(f"output exists: {target} (use --overwrite to replace it)")
         # Folders we create (--out-dir, a folder output) need an existing parent.
@@ -95,5 +111,25 @@ def plan_jobs(
             raise RTDerainError(f"output folder does not exist: {existing}")
         if not os.access(existing, os.W_OK):
             raise RTDerainError(f"output folder is not writable: {existing}")
-        jobs.append(Job(src, target, kind))
+        jobs.append(Job(src, target, kind, overwrite))
+    _check_collisions(jobs)
     return jobs
+
+
+def _check_collisions(jobs: list[Job]) -> None:
+    """Two inputs with one output (``a/clip.mp4 b/clip.mp4 --out-dir out``, or an input
+    given twice), or an output that is another job's input: refuse before any work."""
+    seen: dict[Path, Job] = {}
+    sources = {job.source.resolve(): job for job in jobs}
+    for job in jobs:
+        key = job.target.resolve()
+        if key in seen:
+            raise RTDerainError(
+                f"inputs {seen[key].source} and {job.source} would both be written to "
+                f"{job.target}; de-rain them in separate runs or rename one"
+            )
+        if key in sources and sources[key] is not job:
+            raise RTDerainError(
+                f"output {job.target} of {job.source} is another input; choose another --out-dir"
+            )
+        seen[key] = job

@@ -112,8 +112,13 @@ def _command(ctx: click.Context) -> str:
     "(e.g. add network rows to a baseline table without rerunning the baselines).",
 )
 
+@click.option("--temporal", "temporal_modes", multiple=True,
+              type=click.Choice(["off", "window", "causal"]),
+              help="Temporal modes of the network methods (repeatable; default off): one row "
+                   "per network and mode, named NAME+MODE.")
 def quality(
-    methods, datasets, data_root, weight_items, out_dir, max_frames, synth_dir, merge
+    methods, datasets, data_root, weight_items, out_dir, max_frames, synth_dir, merge,
+    temporal_modes,
 ) -> None:
     """Quality table: PSNR / SSIM / VIF / FSIM and s/frame of methods on benchmark datasets.
 
@@ -135,6 +140,7 @@ def quality(
         merge,
         _command(click.get_current_context()),
         echo=lambda line: click.echo(line, err=True),
+        temporal_modes=tuple(temporal_modes) or ("off",),
     )
     click.echo(md)
 

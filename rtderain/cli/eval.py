@@ -67,6 +67,9 @@ def _parse_metrics(text: str) -> tuple[str, ...]:
     type=click.Path(dir_okay=False),
     help="Write a PNG plot of per-frame PSNR and SSIM here.",
 )
+@click.option("--temporal", type=click.Choice(["off", "window", "causal"]), default="off",
+              show_default=True,
+              help="Temporal stage after a network --method (reported as NAME+MODE).")
 @click.option("--no-temporal-metrics", "no_temporal", is_flag=True,
               help="Skip the warping error and flicker of video sequences (faster).")
 @click.option("--list-methods", is_flag=True, help="List the method names and exit.")
@@ -85,6 +88,7 @@ def eval_command(
     json_path,
     csv_path,
     plot_path,
+    temporal,
     no_temporal,
     list_methods,
 ) -> None:
@@ -137,6 +141,8 @@ def eval_command(
         seqs = find_sequences(dataset)
         for name in methods:
             kw = {"weights": weights} if weights and METHODS[name].kind == "network" else {}
+            if METHODS[name].kind == "network":
+                kw["temporal"] = temporal
             method = create_method(name, **kw)
             for seq in seqs:
                 log.info("running %s on %s", name, seq.name)

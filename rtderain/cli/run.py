@@ -72,6 +72,20 @@ log = logging.getLogger(__name__)
 )
 @click.option("--preset", default=None, help="Encoder preset (default fast).")
 @click.option("--pix-fmt", default=None, help="Output pixel format (default: the source's).")
+@click.option(
+    "--temporal",
+    type=click.Choice(["off", "window", "causal"]),
+    default=None,
+    help="Temporal stage after the network for videos and frame folders: window (default: "
+    "aligned past and future frames replace the rain the network left; best on static "
+    "and moving clips, docs/temporal.md), causal (past frames only) or off (per frame).",
+)
+@click.option(
+    "--temporal-radius",
+    type=click.IntRange(1, 8),
+    default=None,
+    help="Neighbours on each side (window) or in the past (causal); default 2.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
 def run(
@@ -89,6 +103,8 @@ def run(
     crf,
     preset,
     pix_fmt,
+    temporal,
+    temporal_radius,
     overwrite,
     quiet,
 ) -> None:
@@ -128,6 +144,11 @@ def run(
         precision=precision or cfg.precision,
         batch=batch or cfg.batch,
         encode=enc,
+        temporal=replace(
+            cfg.temporal,
+            mode=temporal or cfg.temporal.mode,
+            radius=temporal_radius or cfg.temporal.radius,
+        ),
     )
     jobs = plan_jobs(inputs, output, out_dir, overwrite)
     if any(job.kind == "video" for job in jobs):

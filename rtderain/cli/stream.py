@@ -98,6 +98,12 @@ def _load_config(ctx: click.Context, _param: click.Parameter, path: str | None) 
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="CPU threads for inference (default: the backend's; 1 is often best "
                    "on a busy 2-core machine).")
+@click.option("--temporal", type=click.Choice(["off", "causal"]), default="causal",
+              show_default=True,
+              help="Temporal stage after the network: causal (past frames replace the rain "
+                   "the network left; adds no waiting) or off. docs/temporal.md.")
+@click.option("--temporal-radius", type=click.IntRange(1, 8), default=2, show_default=True,
+              help="Past frames the causal stage looks at.")
 @click.option("--realtime", is_flag=True,
               help="Play a file SOURCE at its own frame rate, dropping frames like a camera "
                    "(default for files: as fast as possible, every frame kept).")
@@ -147,7 +153,8 @@ def _load_config(ctx: click.Context, _param: click.Parameter, path: str | None) 
 @click.option("--stats-interval", type=float, default=5.0, show_default=True,
               help="Seconds between status lines.")
 @click.option("-q", "--quiet", is_flag=True, help="No status lines and no summary.")
-def stream(source, model, weights, engine, device, precision, threads, realtime, loop, record,
+def stream(source, model, weights, engine, device, precision, threads, temporal,
+           temporal_radius, realtime, loop, record,
            overwrite, codec, crf, preset, stream_out, show, side_by_side, serve, max_latency,
            duration, max_frames, input_options, no_low_latency, open_timeout, stall_timeout,
            reconnect_delay, reconnect_max_delay, max_reconnects, capture_size, capture_fps,
@@ -194,8 +201,11 @@ def stream(source, model, weights, engine, device, precision, threads, realtime,
         capture_size=parse_size(capture_size, "--capture-size") if capture_size else None,
         capture_fps=capture_fps,
     )
+    from rtderain.temporal import TemporalSettings
+
     options = LiveOptions(source=src_opts, max_latency=max_latency, duration=duration,
-                          max_frames=max_frames, stats_interval=stats_interval)
+                          max_frames=max_frames, stats_interval=stats_interval,
+                          temporal=TemporalSettings(temporal, radius=temporal_radius))
     stats = LiveStats()
     stop = threading.Event()
     sinks = []
@@ -237,7 +247,8 @@ def stream(source, model, weights, engine, device, precision, threads, realtime,
             sink.close()
         raise
     if not quiet:
-        click.echo(f"rtderain stream: {redact(source)} with {eng.description}", err=True)
+        click.echo(f"rtderain stream: {redact(source)} with {eng.description}, "
+                   f"temporal {temporal}", err=True)
 
     def on_stats(snap) -> None:
         if not quiet:

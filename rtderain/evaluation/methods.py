@@ -10,6 +10,7 @@ go frame by frame (each frame reflect-padded to the engine's multiple and croppe
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,9 +42,10 @@ class NetworkMethod:
         weights: checkpoint path; None = the shipped weights, or an untrained (identity)
             network if none ship (``params()["weights"]`` then says ``"untrained"``).
         engine, device, precision: passed to :func:`rtderain.backends.create_engine`.
+        temporal: ``off`` (frame by frame), ``window`` or ``causal``: the temporal stage
+            after the network (:mod:`rtderain.temporal`); the method is then named
+            ``<model>+<mode>`` in reports.
     """
-
-    temporal = False
 
     def __init__(
         self,
@@ -52,18 +54,25 @@ class NetworkMethod:
         engine: str = "auto",
         device: str = "auto",
         precision: str = "auto",
+        temporal: str = "off",
     ) -> None:
         from rtderain.backends import create_engine
         from rtderain.models.checkpoint import load_model
+        from rtderain.temporal import TemporalSettings
 
-        self.name = model
+        self.settings = TemporalSettings(temporal)
+        self.temporal = temporal != "off"  # uses neighbouring frames
+        self.name = model if temporal == "off" else f"{model}+{temporal}"
         net = load_model(model, weights)
         path = net.weights_path
         self.weights = str(path) if path is not None else "untrained"
         self.engine = create_engine(net, engine=engine, device=device, precision=precision)
 
     def params(self) -> dict[str, Any]:
-        return {"weights": self.weights, "engine": self.engine.description}
+        out = {"weights": self.weights, "engine": self.engine.description}
+        if self.temporal:
+            out["temporal"] = dataclasses.asdict(self.settings)
+        return out
 
     def warmup(self, frame: np.ndarray) -> None:
         """Run one frame untimed (engine build/compile for this size happens here)."""
@@ -73,10 +82,20 @@ class NetworkMethod:
     def __call__(self, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         from rtderain.evaluation.baselines.window import check_frame
         from rtderain.media.batching import derain_frames
+        from rtderain.temporal import TemporalStage
 
+        stage = TemporalStage(settings=self.settings) if self.temporal else None
         for i, frame in enumerate(frames):
             check_frame(frame, i, None)
-            yield derain_frames(self.engine, frame[None])[0]
+            out = derain_frames(self.engine, frame[None])[0]
+            if stage is None:
+                yield out
+            else:
+                for fused, _ in stage.push(frame, out):
+                    yield fused
+        if stage is not None:
+            for fused, _ in stage.flush():
+                yield fused
 
 
 def _identity(**kw: Any) -> Method:

@@ -99,6 +99,7 @@ def run_quality(
     merge: bool,
     command: str,
     echo: Callable[[str], None] = log.info,
+    temporal_modes: tuple[str, ...] = ("off",),
 ) -> str:
     """Run ``methods`` x ``datasets``, write ``out_dir``/quality.md, quality.json and the
     picture grids; returns the markdown. ``command`` is recorded as the run's command line.
@@ -121,7 +122,12 @@ def run_quality(
     built = {}
     for name in methods:
         kw = {"weights": weights[name]} if name in weights else {}
-        built[name] = create_method(name, **kw)
+        if METHODS[name].kind != "network":
+            built[name] = create_method(name, **kw)
+            continue
+        for mode in temporal_modes:
+            method = create_method(name, **kw, temporal=mode)
+            built[method.name] = method
     old = _load_previous(out / "quality.json", max_frames) if merge else None
     results, notes, meta = [], list(old["notes"]) if old else [], {}
     commands = (old["commands"] if old else []) + [command]
@@ -133,12 +139,14 @@ def run_quality(
             "kind": "images" if images else "video",
             "sequences": [s.name for s in seqs],
         }
-        for name in methods:
-            method = built[name]
+        for name, method in built.items():
             if images and method.temporal and name != "fastderain":
                 notes.append(
                     f"{ds}: {name} needs neighbouring frames; on single images it "
                     "returns the input (= identity row)"
+                    if METHODS.get(name, None) is not None
+                    else f"{ds}: {name} is its network frame by frame on single images "
+                    "(the temporal stage needs a video)"
                 )
                 continue
             for seq in seqs:
@@ -193,7 +201,7 @@ def _write(out, previous, results, notes, meta, commands, max_frames, options, g
     rows.sort(
         key=lambda r: (
             names.index(r.sequence.split("/")[0]) if r.sequence.split("/")[0] in names else 99,
-            order.get(r.method, 99),
+            order.get(r.method.split("+")[0], 99),
         )
     )
     if grids:

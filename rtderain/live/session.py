@@ -20,12 +20,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rtderain.backends.base import Engine
+from rtderain.errors import RTDerainError
 from rtderain.live.capture import SourceOptions
 from rtderain.live.queues import Closed, LatestQueue
 from rtderain.live.sinks import OutputFrame, Sink, SinkWorker
 from rtderain.live.sources import LiveFrame, SourceReader
 from rtderain.live.stats import LiveStats, StatsSnapshot
 from rtderain.media.batching import derain_frames
+from rtderain.temporal import TemporalSettings, TemporalStage
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,9 @@ class LiveOptions:
         duration: stop after this many seconds (None: until the source ends or Ctrl-C).
         max_frames: stop after this many de-rained frames.
         stats_interval: seconds between ``on_stats`` calls.
+        temporal: the temporal stage, causal (past frames only: it never waits for a
+            future frame) or None/``off``. A size change or a scene cut (e.g. a camera
+            that comes back pointing elsewhere) resets it.
     """
 
     source: SourceOptions = field(default_factory=SourceOptions)
@@ -51,6 +56,13 @@ class LiveOptions:
     duration: float | None = None
     max_frames: int | None = None
     stats_interval: float = 5.0
+    temporal: TemporalSettings | None = None
+
+    def __post_init__(self) -> None:
+        if self.temporal is not None and self.temporal.mode == "window":
+            raise RTDerainError(
+                "live sources take --temporal causal or off (window waits for future frames)"
+            )
 
 
 def derain_frame(engine: Engine, rgb: np.ndarray) -> np.ndarray:
@@ -128,6 +140,8 @@ def run_live(
     stop = stop or threading.Event()
     workers = [SinkWorker(sink, stop) for sink in sinks]
     guard = _LatencyGuard(options.max_latency)
+    temporal = options.temporal
+    stage = TemporalStage(settings=temporal) if temporal and temporal.mode != "off" else None
     reader: SourceReader | None = source if isinstance(source, SourceReader) else None
     try:
         if reader is None:
@@ -172,6 +186,8 @@ def run_live(
                 continue
             t0 = time.monotonic()
             derained = derain_frame(engine, frame.rgb)
+            if stage is not None:
+                [(derained, _)] = stage.push(frame.rgb, derained)  # causal: its own frame
             t_out = time.monotonic()
             guard.record(t_out - t0)
             stats.queue_dropped = queue.dropped

@@ -56,3 +56,15 @@ def list_images(folder: str | Path) -> list[Path]:
     if not files:
         raise MediaError(f"no images in folder {folder}")
     return files
+
+
+def check_images(files: list[Path]) -> None:
+    """Every file is an image OpenCV can decode (its header is read, not the pixels):
+    a broken one is an error naming it, before any output is written."""
+    for path in files:
+        try:
+            readable = cv2.haveImageReader(str(path))
+        except cv2.error:
+            readable = False
+        if not readable:
+            raise MediaError(f"{path}: not a readable image")

@@ -27,6 +27,7 @@ from rtderain.errors import MediaError, RTDerainError
 from rtderain.media.batching import derain_frames
 from rtderain.media.reader import DecodedFrame, VideoReader
 from rtderain.media.writer import EncodeOptions, VideoWriter, check_encoder
+from rtderain.temporal import TemporalSettings, TemporalStage
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +40,16 @@ class PipelineOptions:
         batch: frames per inference call (throughput only; the model is per frame).
         queue_frames: capacity of each frame queue (bounds memory whatever the length).
         encode: encoder settings.
+        temporal: the temporal stage after the network (:mod:`rtderain.temporal`); None
+            or mode ``off``: every frame on its own. ``window`` holds ``radius`` frames of
+            look-ahead (memory stays bounded), every frame is still written once, in
+            order, with its own pts.
     """
 
     batch: int = 1
     queue_frames: int = 8
     encode: EncodeOptions = EncodeOptions()
+    temporal: TemporalSettings | None = None
 
 
 @dataclass
@@ -58,6 +64,7 @@ class Summary:
     copied_streams: int
     engine: str
     colour: str
+    temporal: str = "off"
 
     @property
     def fps(self) -> float:
@@ -67,7 +74,8 @@ class Summary:
         extra = f", {self.undecodable} undecodable packets skipped" if self.undecodable else ""
         return (
             f"{self.output}: {self.frames} frames in {self.seconds:.1f} s ({self.fps:.1f} fps), "
-            f"{self.engine}, {self.copied_streams} stream(s) copied, {self.colour}{extra}"
+            f"{self.engine}, temporal {self.temporal}, {self.copied_streams} stream(s) copied, "
+            f"{self.colour}{extra}"
         )
 
 
@@ -128,6 +136,7 @@ def derain_video(
     # the packets demuxed alongside a queue's worth of video.
     packets_q: queue.Queue = queue.Queue()
     state: dict[str, Any] = {"writer": None}
+    stage = _stage(options.temporal)
 
     def source() -> None:
         try:
@@ -189,11 +198,14 @@ def derain_video(
             if "error" in state:
                 raise state["error"]
             if batch:
-                for item in _infer(engine, batch):
+                for item in _temporal(stage, batch, _infer(engine, batch)):
                     _put(out_q, item, stop)
                 done += len(batch)
                 if progress:
                     progress(done, reader.frame_count)
+        if stage is not None:
+            for rgb, item in stage.flush():
+                _put(out_q, DecodedFrame(item.index, rgb, item.pts), stop)
         _put(out_q, _End(), stop)
         threads[1].join()
         if "error" in state:
@@ -223,6 +235,7 @@ def derain_video(
         copied_streams=len(reader.copy_streams),
         engine=engine.description,
         colour=reader.colour.describe() if reader.colour else "unknown colour",
+        temporal=describe_temporal(options.temporal),
     )
 
 
@@ -232,6 +245,33 @@ def _poll(q: queue.Queue) -> Any:
         return q.get(timeout=0.005)
     except queue.Empty:
         return None
+
+
+def _stage(settings: TemporalSettings | None) -> TemporalStage | None:
+    if settings is None or settings.mode == "off":
+        return None
+    return TemporalStage(settings=settings)
+
+
+def describe_temporal(settings: TemporalSettings | None) -> str:
+    """``off``, ``window r2`` or ``causal r2``: the temporal stage in a summary line."""
+    if settings is None or settings.mode == "off":
+        return "off"
+    return f"{settings.mode} r{settings.radius}"
+
+
+def _temporal(
+    stage: TemporalStage | None, inputs: list[DecodedFrame], outputs: list[DecodedFrame]
+) -> list[DecodedFrame]:
+    """The frames that are final after this batch: the network's outputs as they are
+    (no stage), or what the temporal stage releases (in order, each with its own pts)."""
+    if stage is None:
+        return outputs
+    final = []
+    for src, out in zip(inputs, outputs, strict=True):
+        for rgb, item in stage.push(src.rgb, out.rgb, out):
+            final.append(DecodedFrame(item.index, rgb, item.pts))
+    return final
 
 
 def _infer(engine: Engine, batch: list[DecodedFrame]) -> list[DecodedFrame]:

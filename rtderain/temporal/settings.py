@@ -1,0 +1,82 @@
+"""Settings of the temporal stage (one frozen dataclass; thresholds on the 8-bit scale)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rtderain.errors import ConfigError
+
+MODES = ("off", "window", "causal")
+
+
+@dataclass(frozen=True)
+class TemporalSettings:
+    """How the temporal stage aligns and fuses per-frame de-rained frames.
+
+    Every intensity threshold is in levels of the 8-bit scale (0-255) and is scaled by
+    ``65535 / 255`` for uint16 frames. See ``docs/temporal.md`` for the method and the
+    measurements behind the defaults.
+
+    Tuning: ``radius`` trades quality for latency, memory and time (2 ``radius`` DIS flows
+    and 2 ``radius`` full-resolution single-channel warps per frame); ``flow_scale`` 4 is
+    the cheapest setting that still aligns a 720p frame; raise ``rain_lo`` or
+    ``grad_weight`` if textured regions lose detail, lower ``photo_tol`` if moving edges
+    ghost.
+
+    Attributes:
+        mode: ``"window"`` (centred window, ``radius`` frames of look-ahead), ``"causal"``
+            (past frames only, no latency) or ``"off"`` (passthrough).
+        radius: neighbours on each side (window) or in the past (causal), >= 1.
+        flow_scale: flow is computed on frames downscaled by this integer factor.
+        fb_tol: forward-backward flow inconsistency (full-resolution pixels) above which an
+            aligned neighbour pixel is not trusted.
+        photo_tol: absolute luma difference (at flow resolution, after a 3x3 erosion that
+            removes thin rain) between the centre and an aligned neighbour, beyond
+            ``photo_grad`` x the local gradient there, above which that neighbour pixel is
+            not trusted (textured areas align worse at the flow scale).
+        rain_lo, rain_hi: rain evidence ramp: a pixel whose rainy luma exceeds every trusted
+            aligned rainy neighbour by more than ``rain_lo`` + ``grad_weight`` x its local
+            gradient starts to be replaced; from ``rain_hi`` above, fully.
+        grad_weight: how much the local 3x3 gradient of the de-rained centre raises the
+            margin (alignment errors concentrate on edges).
+        min_neighbours: pixels with fewer trusted neighbours keep the per-frame result.
+        streak_width: rain is thin: detected regions at least this many pixels wide (a
+            square of that side fits inside) are taken for moving objects or occlusions and
+            keep the per-frame result.
+        cut_fraction: a new frame whose alignment to the previous one fails on more than
+            this share of pixels is a scene cut (the window is reset).
+    """
+
+    mode: str = "window"
+    radius: int = 2
+    flow_scale: int = 4
+    fb_tol: float = 4.0
+    photo_tol: float = 20.0
+    photo_grad: float = 0.0
+    rain_lo: float = 2.0
+    rain_hi: float = 4.0
+    grad_weight: float = 1.0
+    min_neighbours: int = 2
+    streak_width: int = 5
+    cut_fraction: float = 0.6
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError(f"temporal mode {self.mode!r} unknown; use one of {MODES}")
+        if self.radius < 1:
+            raise ConfigError(f"temporal radius must be >= 1, got {self.radius}")
+        if self.flow_scale < 1:
+            raise ConfigError(f"temporal flow_scale must be >= 1, got {self.flow_scale}")
+        if not 0 <= self.rain_lo < self.rain_hi:
+            raise ConfigError(
+                f"temporal rain_lo/rain_hi must satisfy 0 <= lo < hi, got "
+                f"{self.rain_lo}, {self.rain_hi}"
+            )
+        if self.grad_weight < 0:
+            raise ConfigError(f"temporal grad_weight must be >= 0, got {self.grad_weight}")
+        if self.min_neighbours < 1:
+            raise ConfigError(f"temporal min_neighbours must be >= 1, got {self.min_neighbours}")
+        if self.streak_width < 2:
+            raise ConfigError(f"temporal streak_width must be >= 2, got {self.streak_width}")
+        if not 0 < self.cut_fraction <= 1:
+            raise ConfigError(f"temporal cut_fraction must be in (0, 1], got {self.cut_fraction}")

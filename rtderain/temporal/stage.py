@@ -1,0 +1,238 @@
+"""The streaming temporal stage: per-frame de-rained frames in, temporally fused frames out.
+
+Usable by the file pipeline (``window``: centred window, ``radius`` frames of look-ahead)
+and live (``causal``: past frames only, every push returns its own frame). Memory is
+bounded: at most ``2 * radius + 1`` (window) or ``radius + 1`` (causal) frames are held,
+whatever the clip length. Every frame pushed comes out exactly once, in push order, with
+its payload (the pipeline carries the frame's pts there).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from rtderain.errors import RTDerainError
+from rtderain.temporal.align import Aligner, PairAlignment, flow_factor, luma, small_grey
+from rtderain.temporal.fuse import Neighbour, fuse
+from rtderain.temporal.settings import TemporalSettings
+
+log = logging.getLogger(__name__)
+
+Output = list[tuple[np.ndarray, Any]]
+
+
+@dataclass
+class _Frame:
+    index: int
+    rainy: np.ndarray
+    derained: np.ndarray
+    payload: Any
+    small: np.ndarray  # flow-grid luma of the de-rained frame, uint8
+    rainy_luma: np.ndarray  # (H, W), frame dtype
+
+
+class TemporalStage:
+    """Fuses each de-rained frame with its aligned neighbours (see ``docs/temporal.md``).
+
+    Frames are ``(H, W, 3)`` RGB, uint8 or uint16 (full scale 65535); ``rainy`` and
+    ``derained`` of one push share shape and dtype. A change of size or dtype, or a scene
+    cut (alignment to the previous frame fails almost everywhere), resets the window: the
+    pending frames are finished with what came before, and nothing from before the reset
+    is used after it. Returned arrays are new, or the pushed ``derained`` itself where
+    nothing was fused; do not modify them in place while the stage holds the frame.
+
+    Example::
+
+        stage = TemporalStage("window", radius=2)
+        for rainy, derained, pts in frames:
+            for frame, pts_out in stage.push(rainy, derained, pts):
+                write(frame, pts_out)
+        for frame, pts_out in stage.flush():
+            write(frame, pts_out)
+    """
+
+    def __init__(
+        self,
+        mode: str | None = None,
+        radius: int | None = None,
+        settings: TemporalSettings | None = None,
+        **overrides: Any,
+    ) -> None:
+        """``mode``, ``radius`` and keyword ``overrides`` replace fields of ``settings``
+        (default :class:`TemporalSettings`: window mode, radius 2)."""
+        if mode is not None:
+            overrides["mode"] = mode
+        if radius is not None:
+            overrides["radius"] = radius
+        self.settings = replace(settings or TemporalSettings(), **overrides)
+        self._frames: deque[_Frame] = deque()
+        self._pairs: dict[tuple[int, int], PairAlignment] = {}
+        self._aligner: Aligner | None = None
+        self._key: tuple | None = None  # (shape, dtype) of the current segment
+        self._next = 0  # index of the next frame to push
+        self._centre = 0  # window mode: index of the next frame to emit
+        self.resets = 0  # scene cuts and format changes seen
+        self.max_buffered = 0
+
+    @property
+    def buffered(self) -> int:
+        """Frames held right now."""
+        return len(self._frames)
+
+    @property
+    def bound(self) -> int:
+        """The most frames this stage ever holds."""
+        r = self.settings.radius
+        return {"off": 0, "window": 2 * r + 1, "causal": r + 1}[self.settings.mode]
+
+    def push(self, rainy: np.ndarray, derained: np.ndarray, payload: Any = None) -> Output:
+        """Add one frame; return the frames that are now final, in order, with payloads."""
+        _check(rainy, derained)
+        if self.settings.mode == "off":
+            return [(derained, payload)]
+        out: Output = []
+        key = (derained.shape, derained.dtype)
+        if key != self._key:
+            if self._key is not None:
+                log.info("temporal: frame format %s -> %s, window reset", self._key, key)
+                out += self._reset()
+                self.resets += 1
+            self._start_segment(key)
+        aligner = self._aligner
+        assert aligner is not None
+        small = small_grey(luma(derained), aligner.factor)
+        frame = _Frame(self._next, rainy, derained, payload, small, luma(rainy))
+        if self._frames and self._is_cut(frame):
+            log.info("temporal: scene cut before frame %d, window reset", frame.index)
+            out += self._reset()
+            self.resets += 1
+            self._start_segment(key)
+            frame.index = self._next
+        self._add(frame)
+        if self.settings.mode == "causal":
+            out.append(self._emit(frame.index))
+            self._evict(frame.index + 1 - self.settings.radius)
+        elif frame.index - self._centre >= self.settings.radius:
+            out.append(self._emit(self._centre))
+            self._centre += 1
+            self._evict(self._centre - self.settings.radius)
+        return out
+
+    def flush(self) -> Output:
+        """End of stream: the frames still held, fused with what is available, in order."""
+        return self._reset() if self.settings.mode != "off" else []
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _start_segment(self, key: tuple) -> None:
+        shape = key[0]
+        s = self.settings
+        factor = flow_factor(shape[0], shape[1], s.flow_scale)
+        self._aligner = Aligner(shape[0], shape[1], factor, s.fb_tol, s.photo_tol, s.photo_grad)
+        self._key = key
+        self._next = self._centre = 0
+
+    def _reset(self) -> Output:
+        out: Output = []
+        if self.settings.mode == "window":
+            while self._frames and self._centre < self._next:
+                out.append(self._emit(self._centre))
+                self._centre += 1
+        self._frames.clear()
+        self._pairs.clear()
+        self._key = None
+        return out
+
+    def _is_cut(self, frame: _Frame) -> bool:
+        prev = self._frames[-1]
+        pair = self._aligner.align_pair(frame.small, prev.small)  # type: ignore[union-attr]
+        if pair.bad_fraction() > self.settings.cut_fraction:
+            return True
+        self._pairs[(frame.index, prev.index)] = pair
+        return False
+
+    def _add(self, frame: _Frame) -> None:
+        aligner = self._aligner
+        assert aligner is not None
+        for other in self._frames:
+            if frame.index - other.index <= self.settings.radius:
+                key = (frame.index, other.index)
+                if key not in self._pairs:
+                    self._pairs[key] = aligner.align_pair(frame.small, other.small)
+        self._frames.append(frame)
+        self._next = frame.index + 1
+        self.max_buffered = max(self.max_buffered, len(self._frames))
+
+    def _alignment(self, centre: int, other: int) -> tuple[np.ndarray, np.ndarray]:
+        """Flow centre -> other and its trust mask (small grid)."""
+        if (centre, other) in self._pairs:
+            pair = self._pairs[(centre, other)]
+            return pair.flow_ab, pair.ok_ab
+        pair = self._pairs[(other, centre)]
+        return pair.flow_ba, pair.ok_ba
+
+    def _emit(self, index: int) -> tuple[np.ndarray, Any]:
+        s = self.settings
+        aligner = self._aligner
+        assert aligner is not None
+        centre = next(f for f in self._frames if f.index == index)
+        aligned = []
+        for other in self._frames:
+            if other.index == index or abs(other.index - index) > s.radius:
+                continue
+            if s.mode == "causal" and other.index > index:
+                continue
+            flow, ok = self._alignment(index, other.index)
+            if ok.any():
+                aligned.append(
+                    Neighbour(
+                        other.derained,
+                        other.rainy_luma,
+                        aligner.coords(flow),
+                        aligner.upsample_mask(ok),
+                    )
+                )
+        k = _level(centre.derained)
+        fused = fuse(
+            centre.derained,
+            centre.rainy,
+            aligned,
+            rain_lo=s.rain_lo * k,
+            rain_hi=s.rain_hi * k,
+            grad_weight=s.grad_weight,
+            min_neighbours=s.min_neighbours,
+            streak_width=s.streak_width,
+        )
+        return fused, centre.payload
+
+    def _evict(self, first_kept: int) -> None:
+        while self._frames and self._frames[0].index < first_kept:
+            gone = self._frames.popleft().index
+            for key in [k for k in self._pairs if gone in k]:
+                del self._pairs[key]
+
+
+def _level(frame: np.ndarray) -> float:
+    """Factor from 8-bit levels to the frame's scale."""
+    return 65535.0 / 255.0 if frame.dtype == np.uint16 else 1.0
+
+
+def _check(rainy: np.ndarray, derained: np.ndarray) -> None:
+    for name, arr in (("rainy", rainy), ("derained", derained)):
+        if not isinstance(arr, np.ndarray) or arr.ndim != 3 or arr.shape[2] != 3:
+            shape = getattr(arr, "shape", type(arr).__name__)
+            raise RTDerainError(f"temporal stage: {name} frame must be (H, W, 3) RGB, got {shape}")
+        if arr.dtype not in (np.uint8, np.uint16):
+            raise RTDerainError(
+                f"temporal stage: {name} frame must be uint8 or uint16, got {arr.dtype}"
+            )
+    if rainy.shape != derained.shape or rainy.dtype != derained.dtype:
+        raise RTDerainError(
+            f"temporal stage: rainy {rainy.shape} {rainy.dtype} and derained "
+            f"{derained.shape} {derained.dtype} differ"
+        )
