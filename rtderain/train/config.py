@@ -32,6 +32,10 @@ class DataConfig:
         cache: keep decoded clips in memory.
         root_weights: optional integer sampling weight per root (a root of weight w is
             listed w times in the index); empty = all 1.
+        augment_flip: mirror each sample left-right with probability 1/2.
+        augment_rotate_deg: rotate each sample by an angle uniform in +-this many degrees
+            (0 = off). Flip and rotation are the same for both frames of a pair and its
+            pseudo ground truth; both off by default.
     """
 
     roots: tuple[str, ...] = ()
@@ -43,6 +47,8 @@ class DataConfig:
     adaptive_levels: tuple[float, float] = (8.0, 16.0)
     cache: bool = True
     root_weights: tuple[int, ...] = ()
+    augment_flip: bool = False
+    augment_rotate_deg: float = 0.0
 
 
 @dataclass(frozen=True)

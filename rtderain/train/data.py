@@ -9,6 +9,7 @@ cached in memory (uint8), so large collections cost nothing until used.
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 import cv2
@@ -124,8 +125,42 @@ def adaptive_pseudo(frames: np.ndarray, levels: tuple[float, float] = (8.0, 16.0
     return med * (1.0 - w) + low * w
 
 
+def _rotated_crop(
+    arr: np.ndarray, y: int, x: int, crop: int, angle: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The square ``crop`` centred where an axis-aligned crop at ``(y, x)`` would be,
+    rotated by ``angle`` degrees (counter-clockwise): the affine map (2, 3) from the frame
+    to the crop and the slices of the frame region it reads.
+
+    The region is the crop's rotated footprint (plus a pixel of margin), moved inward
+    where it would leave the frame, so no corner is empty; only where the frame is smaller
+    than the footprint is the region clipped and the warp reflects (``BORDER_REFLECT``).
+    """
+    h, w = arr.shape[-3:-1]
+    a = math.radians(angle)
+    half = (crop * (abs(math.cos(a)) + abs(math.sin(a)))) / 2 + 1
+    cy = min(max(y + crop / 2, half), h - half) if h >= 2 * half else h / 2
+    cx = min(max(x + crop / 2, half), w - half) if w >= 2 * half else w / 2
+    y0, y1 = max(0, math.floor(cy - half)), min(h, math.ceil(cy + half))
+    x0, x1 = max(0, math.floor(cx - half)), min(w, math.ceil(cx + half))
+    m = cv2.getRotationMatrix2D((cx - x0, cy - y0), angle, 1.0)
+    m[:, 2] += (crop / 2 - (cx - x0), crop / 2 - (cy - y0))
+    return m, np.s_[y0:y1, x0:x1]
+
+
+def _warp(img: np.ndarray, m: np.ndarray, crop: int) -> np.ndarray:
+    return cv2.warpAffine(np.ascontiguousarray(img), m, (crop, crop), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REFLECT)
+
+
 class ClipDataset(Dataset):
     """Pairs (or ``frames`` frames) of one clip, one random crop shared by all of them.
+
+    Augmentation (off by default; draws no random numbers when off): ``flip`` mirrors the
+    crop left-right with probability 1/2, ``rotate_deg`` > 0 rotates it by an angle drawn
+    uniformly in ``[-rotate_deg, rotate_deg]`` (a larger region of the frame is rotated
+    and centre-cropped: no empty corners). The *same* transform is applied to every frame
+    of the sample and to its pseudo ground truth, so the clip stays a static scene.
 
     Item: dict with ``frames`` (F, 3, crop, crop) float32 in [-1, 1] RGB and, when
     ``pseudo_gt`` is set, ``pseudo`` (3, crop, crop): a per-pixel temporal statistic over
@@ -146,6 +181,8 @@ class ClipDataset(Dataset):
         quantile: float = 0.5,
         root_weights: tuple[int, ...] = (),
         adaptive_levels: tuple[float, float] = (8.0, 16.0),
+        flip: bool = False,
+        rotate_deg: float = 0.0,
     ) -> None:
         if pseudo_gt not in (None, *PSEUDO_GT):
             raise RTDerainError(
@@ -153,6 +190,8 @@ class ClipDataset(Dataset):
             )
         if not 0 <= adaptive_levels[0] < adaptive_levels[1]:
             raise RTDerainError(f"adaptive_levels {list(adaptive_levels)} must rise from >= 0")
+        if not 0 <= rotate_deg <= 90:
+            raise RTDerainError(f"augment_rotate_deg={rotate_deg} must be in [0, 90]")
         if root_weights and len(root_weights) != len(roots):
             raise RTDerainError(
                 f"root_weights {list(root_weights)} must have one integer per root ({len(roots)})"
@@ -165,6 +204,7 @@ class ClipDataset(Dataset):
         self.cache = cache
         self.pseudo_gt, self.quantile = pseudo_gt, quantile
         self.adaptive_levels = adaptive_levels
+        self.flip, self.rotate_deg = flip, float(rotate_deg)
         self._frames: dict[str, np.ndarray] = {}  # keyed by clip path (roots may repeat)
         self._pseudo: dict[str, np.ndarray] = {}
         log.info("clip dataset: %d clips from %s", len(self.clips), roots)
@@ -217,10 +257,28 @@ class ClipDataset(Dataset):
         pick = torch.randperm(t)[: self.frames].tolist()
         y = int(torch.randint(0, h - self.crop + 1, ()).item())
         x = int(torch.randint(0, w - self.crop + 1, ()).item())
-        sl = (slice(y, y + self.crop), slice(x, x + self.crop))
-        frames = torch.from_numpy(np.ascontiguousarray(arr[pick][:, sl[0], sl[1]]))
+        flip = self.flip and bool(torch.rand(()) < 0.5)
+        angle = (float(torch.empty(()).uniform_(-self.rotate_deg, self.rotate_deg))
+                 if self.rotate_deg > 0 else 0.0)
+        frames_np = self._transform(arr[pick], y, x, angle, flip)
+        frames = torch.from_numpy(frames_np)
         item = {"frames": frames.permute(0, 3, 1, 2).float() / 127.5 - 1.0}
         if self.pseudo_gt:
-            p = torch.from_numpy(np.ascontiguousarray(self.clip_pseudo(k)[sl]))
+            p = torch.from_numpy(self._transform(self.clip_pseudo(k)[None], y, x, angle, flip)[0])
             item["pseudo"] = p.permute(2, 0, 1) / 127.5 - 1.0
         return item
+
+    def _transform(
+        self, imgs: np.ndarray, y: int, x: int, angle: float, flip: bool
+    ) -> np.ndarray:
+        """The crop at ``(y, x)`` of (N, H, W, 3) ``imgs``, rotated by ``angle`` and
+        mirrored if ``flip``: the same for every image; (N, crop, crop, 3), same dtype."""
+        c = self.crop
+        if angle:
+            m, region = _rotated_crop(imgs, y, x, c, angle)
+            out = np.stack([_warp(im[region], m, c) for im in imgs])
+        else:
+            out = imgs[:, y : y + c, x : x + c]
+        if flip:
+            out = out[:, :, ::-1]
+        return np.ascontiguousarray(out)

@@ -113,7 +113,8 @@ class Trainer:
                                 max_frames_per_clip=d.frames_per_clip, cache=d.cache,
                                 pseudo_gt=d.pseudo_gt, quantile=d.quantile,
                                 adaptive_levels=d.adaptive_levels,
-                                root_weights=d.root_weights)
+                                root_weights=d.root_weights, flip=d.augment_flip,
+                                rotate_deg=d.augment_rotate_deg)
         self.step, self.train_seconds, self.best = 0, 0.0, -math.inf
         torch.manual_seed(cfg.run.seed * 1000 + 1 + self.rank)  # per-rank data stream
         if resume:
