@@ -14,8 +14,9 @@ import click
               help="Clips rendered from each clean source.")
 @click.option("--preset", default="mixed", show_default=True,
               help="Rain regime: light (short streaks), heavy (dense, wide), storm (Rain100H-"
-              "like downpour), long (video-shutter streaks), drizzle (faint, dense) or mixed "
-              "(light and heavy); docs/training.md has every range.")
+              "like downpour), long (video-shutter streaks), drizzle (faint, dense), diagonal "
+              "(20-35 degrees from vertical, 1-3 px) or mixed (light and heavy); "
+              "docs/training.md has every range.")
 @click.option("--seed", default=0, show_default=True, help="Seed; same seed, same clips.")
 @click.option("--write-clean", is_flag=True, help="Also write the true background frames.")
 @click.option("--max-size", default=640, show_default=True,

@@ -38,6 +38,7 @@ class RainRanges:
     length: Range = (8.0, 45.0)  # streak length (motion blur), nearest layer
     width: Range = (0.25, 0.7)  # Gaussian sigma of the streak cross-section
     angle: Range = (-15.0, 15.0)  # degrees from vertical, per clip
+    angle_either_sign: bool = False  # mirror the drawn angle with probability 1/2
     angle_jitter: float = 3.0  # degrees, per layer and frame
     opacity: Range = (0.25, 0.8)  # peak opacity of the nearest layer
     brightness: Range = (0.8, 1.0)  # rain colour (grey level)
@@ -97,6 +98,22 @@ PRESETS: dict[str, RainRanges] = {
         jpeg_prob=0.7,
         jpeg_quality=(60, 90),
     ),
+    # Diagonal rain, which the presets above barely draw: streaks 20-35 degrees from
+    # vertical to either side, 1-3 px wide (Gaussian sigma 0.45-1.3), mostly screen-
+    # blended, moderate to heavy density, a light veil.
+    "diagonal": RainRanges(
+        layers=(1, 3),
+        density=(0.0006, 0.0025),
+        length=(20.0, 90.0),
+        width=(0.45, 1.3),
+        angle=(20.0, 35.0),
+        angle_either_sign=True,
+        angle_jitter=3.0,
+        opacity=(0.4, 0.9),
+        screen_prob=0.8,
+        veil=(0.0, 0.1),
+        drop_prob=0.05,
+    ),
     # Rain100H-like storm: very dense, long, wide, nearly opaque streaks in a few crossing
     # directions (the angle spreads by up to 10 degrees between layers) under a strong veil,
     # seen by a still camera (no jitter or gain change, faint noise) as Rain100H renders
@@ -147,12 +164,17 @@ def _u(rng: np.random.Generator, r: Range) -> float:
 
 def draw_style(ranges: RainRanges, rng: np.random.Generator) -> dict:
     """One clip's style: fixed numbers drawn from ``ranges`` (JSON-serialisable)."""
+    layers = int(rng.integers(ranges.layers[0], ranges.layers[1] + 1))
+    density, length, width = (_u(rng, r) for r in (ranges.density, ranges.length, ranges.width))
+    angle = _u(rng, ranges.angle)
+    if ranges.angle_either_sign and rng.random() < 0.5:  # no draw for the other presets
+        angle = -angle
     return {
-        "layers": int(rng.integers(ranges.layers[0], ranges.layers[1] + 1)),
-        "density": _u(rng, ranges.density),
-        "length": _u(rng, ranges.length),
-        "width": _u(rng, ranges.width),
-        "angle": _u(rng, ranges.angle),
+        "layers": layers,
+        "density": density,
+        "length": length,
+        "width": width,
+        "angle": angle,
         "angle_jitter": ranges.angle_jitter,
         "opacity": _u(rng, ranges.opacity),
         "brightness": _u(rng, ranges.brightness),

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from rtderain.cli.synth import synth
 from rtderain.errors import RTDerainError
-from rtderain.synth.render import PRESETS, draw_style, render_clip
+from rtderain.synth.render import PRESETS, draw_style, get_ranges, render_clip
 from rtderain.train.data import ClipDataset, adaptive_pseudo, index_clips
 from rtderain.train.validate import paired_frames
 
@@ -197,3 +197,52 @@ def test_root_weights_repeat_a_root_in_the_index(tiny_clips: Path) -> None:
     assert ds.clip_frames(0) is ds.clip_frames(3)  # one cache entry per clip, not per listing
     with pytest.raises(RTDerainError, match="root_weights"):
         ClipDataset([tiny_clips], crop=32, root_weights=(1, 2))
+
+
+# sha256 (first 16 hex) of 20 drawn styles per preset plus the generator's next draws,
+# from the renderer before the `diagonal` preset: the existing presets must not change
+# (rtderain synth is documented to be deterministic).
+STYLE_DIGESTS = {
+    "light": "730e590e18281b11", "light-still": "1932940e6af77801",
+    "heavy": "59a41d42d779b02b", "heavy-still": "23a81d25a0a35d0d",
+    "long": "b2a7b38dce9c4795", "long-still": "54fddcaaad2d567c",
+    "drizzle": "dc831310684e7e39", "drizzle-still": "8f4c57326ff4a9cc",
+    "storm": "22dbf9eabbd25976", "storm-still": "22dbf9eabbd25976",
+    "mixed": "066875a24dd644ec", "mixed-still": "60859968935a4896",
+}
+
+
+@pytest.mark.parametrize("key", sorted(STYLE_DIGESTS))
+def test_existing_presets_draw_the_same_styles_as_before(key: str) -> None:
+    import hashlib
+
+    preset, still = key.removesuffix("-still"), key.endswith("-still")
+    digest = hashlib.sha256()
+    for seed in range(20):
+        rng = np.random.default_rng([seed, seed + 3])
+        digest.update(json.dumps(draw_style(get_ranges(preset, rng, still=still), rng)).encode())
+        digest.update(rng.random(4).tobytes())
+    assert digest.hexdigest()[:16] == STYLE_DIGESTS[key]
+
+
+def _streak_angle_deg(grey: np.ndarray) -> float:
+    """Dominant streak direction of a (H, W) rain layer, degrees from vertical (the
+    gradient's direction from the x axis)."""
+    import cv2
+
+    gx = cv2.Sobel(grey.astype(np.float64), cv2.CV_64F, 1, 0)
+    gy = cv2.Sobel(grey.astype(np.float64), cv2.CV_64F, 0, 1)
+    return float(np.degrees(0.5 * np.arctan2(2 * (gx * gy).sum(), (gx * gx - gy * gy).sum())))
+
+
+def test_diagonal_preset_draws_steep_angles_to_both_sides_and_wide_screened_streaks() -> None:
+    styles = [draw_style(PRESETS["diagonal"], np.random.default_rng(s)) for s in range(40)]
+    angles = [st["angle"] for st in styles]
+    assert all(20 <= abs(a) <= 35 for a in angles)
+    assert min(angles) < 0 < max(angles)
+    assert all(0.45 <= st["width"] <= 1.3 for st in styles)
+    assert np.mean([st["screen"] for st in styles]) > 0.6
+    for layer in _rain_layers("diagonal", 192, 1, veil_max=0.0, drops=[0, 0]):
+        assert 15 <= abs(_streak_angle_deg(layer.mean(axis=2))) <= 40
+    for layer in _rain_layers("light", 192, 1, veil_max=0.0, drops=[0, 0]):
+        assert abs(_streak_angle_deg(layer.mean(axis=2))) < 20
