@@ -29,7 +29,10 @@ class DataConfig:
         adaptive_levels: ``pseudo_gt: adaptive``: the clip's typical (median over pixels)
             gap between temporal median and minimum, in Y levels of 255, at which the
             target starts to slide from the median and at which it is the minimum.
-        cache: keep decoded clips in memory.
+        cache: keep decoded clips (and their pseudo ground truth) in memory.
+        cache_frames_max_gb: with ``cache``, stop caching decoded frames once they take
+            this many GB (null = no limit; 0 = cache only the pseudo ground truth); the
+            frames of a clip not cached are read from disk, only the two a sample uses.
         root_weights: optional integer sampling weight per root (a root of weight w is
             listed w times in the index); empty = all 1.
         augment_flip: mirror each sample left-right with probability 1/2.
@@ -46,6 +49,7 @@ class DataConfig:
     quantile: float = 0.5
     adaptive_levels: tuple[float, float] = (8.0, 16.0)
     cache: bool = True
+    cache_frames_max_gb: float | None = None
     root_weights: tuple[int, ...] = ()
     augment_flip: bool = False
     augment_rotate_deg: float = 0.0

@@ -183,6 +183,7 @@ class ClipDataset(Dataset):
         adaptive_levels: tuple[float, float] = (8.0, 16.0),
         flip: bool = False,
         rotate_deg: float = 0.0,
+        cache_frames_max_gb: float | None = None,
     ) -> None:
         if pseudo_gt not in (None, *PSEUDO_GT):
             raise RTDerainError(
@@ -202,6 +203,10 @@ class ClipDataset(Dataset):
         self.crop, self.frames, self.repeats = crop, frames, max(1, repeats)
         self.max_frames = max_frames_per_clip
         self.cache = cache
+        self.cache_frames_max = (None if cache_frames_max_gb is None
+                                 else int(cache_frames_max_gb * 1e9))
+        self._cached_bytes = 0
+        self._shapes: dict[str, tuple[int, int, int]] = {}  # (T, H, W) of each decoded clip
         self.pseudo_gt, self.quantile = pseudo_gt, quantile
         self.adaptive_levels = adaptive_levels
         self.flip, self.rotate_deg = flip, float(rotate_deg)
@@ -229,9 +234,33 @@ class ClipDataset(Dataset):
             size = (max(self.crop, round(arr.shape[2] * s)),
                     max(self.crop, round(arr.shape[1] * s)))
             arr = np.stack([cv2.resize(f, size, interpolation=cv2.INTER_CUBIC) for f in arr])
-        if self.cache:
+        self._shapes[key] = arr.shape[:3]
+        if self.cache and (self.cache_frames_max is None
+                           or self._cached_bytes + arr.nbytes <= self.cache_frames_max):
             self._frames[key] = arr
+            self._cached_bytes += arr.nbytes
         return arr
+
+    def _picked_frames(self, k: int, pick: list[int]) -> np.ndarray:
+        """uint8 (len(pick), H, W, 3) frames ``pick`` of clip ``k``: from the cache, or,
+        for a folder clip whose frames are not cached, only those frames from disk (as
+        :meth:`clip_frames` would give them)."""
+        clip = self.clips[k]
+        key = str(clip if isinstance(clip, Path) else clip[0])
+        if key in self._frames or isinstance(clip, Path) or key not in self._shapes:
+            return self.clip_frames(k)[pick]
+        arr = _read_frames([clip[i] for i in pick])
+        _, h, w = self._shapes[key]
+        if arr.shape[1:3] != (h, w):  # a small clip, upscaled as clip_frames does
+            arr = np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_CUBIC) for f in arr])
+        return arr
+
+    def _clip_shape(self, k: int) -> tuple[int, int, int]:
+        clip = self.clips[k]
+        key = str(clip if isinstance(clip, Path) else clip[0])
+        if key not in self._shapes:
+            self.clip_frames(k)
+        return self._shapes[key]
 
     def clip_pseudo(self, k: int) -> np.ndarray:
         """float32 (H, W, 3) in [0, 255]: the clip's temporal pseudo ground truth."""
@@ -252,15 +281,14 @@ class ClipDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         k = index % len(self.clips)
-        arr = self.clip_frames(k)
-        t, h, w = arr.shape[:3]
+        t, h, w = self._clip_shape(k)
         pick = torch.randperm(t)[: self.frames].tolist()
         y = int(torch.randint(0, h - self.crop + 1, ()).item())
         x = int(torch.randint(0, w - self.crop + 1, ()).item())
         flip = self.flip and bool(torch.rand(()) < 0.5)
         angle = (float(torch.empty(()).uniform_(-self.rotate_deg, self.rotate_deg))
                  if self.rotate_deg > 0 else 0.0)
-        frames_np = self._transform(arr[pick], y, x, angle, flip)
+        frames_np = self._transform(self._picked_frames(k, pick), y, x, angle, flip)
         frames = torch.from_numpy(frames_np)
         item = {"frames": frames.permute(0, 3, 1, 2).float() / 127.5 - 1.0}
         if self.pseudo_gt:

@@ -114,7 +114,8 @@ class Trainer:
                                 pseudo_gt=d.pseudo_gt, quantile=d.quantile,
                                 adaptive_levels=d.adaptive_levels,
                                 root_weights=d.root_weights, flip=d.augment_flip,
-                                rotate_deg=d.augment_rotate_deg)
+                                rotate_deg=d.augment_rotate_deg,
+                                cache_frames_max_gb=d.cache_frames_max_gb)
         self.step, self.train_seconds, self.best = 0, 0.0, -math.inf
         torch.manual_seed(cfg.run.seed * 1000 + 1 + self.rank)  # per-rank data stream
         if resume:

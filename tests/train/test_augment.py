@@ -119,3 +119,21 @@ def test_rotation_turns_the_content(tmp_path: Path) -> None:
 def test_rotation_range_is_checked(tiny_clips: Path) -> None:
     with pytest.raises(RTDerainError, match="augment_rotate_deg"):
         ClipDataset([tiny_clips], crop=32, rotate_deg=120.0)
+
+
+@pytest.mark.parametrize("limit", [0.0, 1e-4])
+def test_frame_cache_limit_gives_the_same_samples(tiny_clips: Path, limit: float) -> None:
+    """Past ``cache_frames_max_gb`` a sample's two frames are read from disk: the same
+    samples (and random stream) as with everything cached; the pseudo ground truth stays
+    cached."""
+    full = ClipDataset([tiny_clips], crop=32, pseudo_gt="adaptive", flip=True, rotate_deg=10)
+    capped = ClipDataset([tiny_clips], crop=32, pseudo_gt="adaptive", flip=True,
+                         rotate_deg=10, cache_frames_max_gb=limit)
+    for seed in range(9):
+        torch.manual_seed(seed)
+        a = full[seed % 3]
+        torch.manual_seed(seed)
+        b = capped[seed % 3]
+        assert torch.equal(a["frames"], b["frames"]) and torch.equal(a["pseudo"], b["pseudo"])
+    assert len(full._frames) == 3 and len(capped._pseudo) == 3
+    assert len(capped._frames) == (0 if limit == 0 else 1)  # a 4x64x80 clip: 61 kB of 100
