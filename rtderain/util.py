@@ -5,6 +5,8 @@ Nothing here imports torch, PyAV or click, so every layer (library, CLI, tools) 
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import os
 import platform
 import re
@@ -18,10 +20,20 @@ from rtderain.errors import RTDerainError
 DATA_ENV = "RTDERAIN_DATA"
 
 
-def atomic_write(path: str | Path, write: Callable[[Path], None], *, fsync: bool = True) -> None:
+def atomic_write(
+    path: str | Path,
+    write: Callable[[Path], None],
+    *,
+    fsync: bool = True,
+    overwrite: bool = True,
+) -> None:
     """Call ``write(tmp)`` on a hidden temporary file beside ``path``, then rename it onto
     ``path``. Readers see the old file or the complete new one, never a partial one; on any
     error (or Ctrl-C) the temporary file is removed and ``path`` is untouched.
+
+    With ``overwrite=False`` the rename never replaces a file: one that appeared at ``path``
+    meanwhile is kept, and the result stays beside it under :func:`kept_name` (the error
+    says where).
 
     The file gets the usual mode (``0666 & ~umask``), not ``mkstemp``'s 0600.
     """
@@ -37,9 +49,80 @@ def atomic_write(path: str | Path, write: Callable[[Path], None], *, fsync: bool
             with tmp.open("rb+") as fh:
                 os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            finish_noreplace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def kept_name(path: str | Path) -> Path:
+    """Where a finished result goes when ``path`` appeared during the run:
+    ``NAME.rtderain-PID.ext`` beside it (visible, never cleaned up automatically)."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.rtderain-{os.getpid()}{path.suffix}")
+
+
+def finish_noreplace(tmp: str | Path, path: str | Path) -> None:
+    """Rename the finished ``tmp`` to ``path`` unless something exists there now.
+
+    If ``path`` exists (created by someone else during the run), ``tmp`` is renamed to
+    :func:`kept_name` instead and :class:`RTDerainError` says so, naming both files.
+    """
+    try:
+        rename_noreplace(tmp, path)
+    except FileExistsError:
+        kept = kept_name(path)
+        rename_noreplace(tmp, kept)
+        raise RTDerainError(
+            f"output {path} appeared during the run and was not replaced "
+            f"(use --overwrite to replace it); the result is kept as {kept}"
+        ) from None
+
+
+_RENAME_NOREPLACE = 1
+_AT_FDCWD = -100
+
+
+def _renameat2() -> Any:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+def rename_noreplace(src: str | Path, dst: str | Path) -> None:
+    """Rename ``src`` to ``dst`` atomically, failing with :class:`FileExistsError` if ``dst``
+    exists (``renameat2(RENAME_NOREPLACE)`` on Linux; else a hard link then unlink; on a
+    filesystem with neither, an existence check then a rename)."""
+    src_b, dst_b = os.fsencode(src), os.fsencode(dst)
+    fn = _renameat2()
+    if fn is not None:
+        if fn(_AT_FDCWD, src_b, _AT_FDCWD, dst_b, _RENAME_NOREPLACE) == 0:
+            return
+        err = ctypes.get_errno()
+        if err == errno.EEXIST:
+            raise FileExistsError(err, os.strerror(err), os.fsdecode(dst_b))
+        if err not in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise OSError(err, os.strerror(err), os.fsdecode(dst_b))
+    try:
+        os.link(src, dst)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV,
+                             errno.EMLINK, errno.ENOSYS):
+            raise
+        if os.path.lexists(dst):
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(dst)) from None
+        os.rename(src, dst)
+        return
+    os.unlink(src)
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

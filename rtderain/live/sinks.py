@@ -108,7 +108,9 @@ class RecordingSink:
     """Record the de-rained frames to ``path`` with the source's timestamps and colour tags.
 
     Uses :class:`rtderain.media.writer.VideoWriter` (temporary name, renamed into place on
-    close). The encoder is opened on the first frame (the size is known then).
+    close). The encoder is opened on the first frame (the size is known then). A write
+    error (disk full) ends the recording but keeps it: the frames already written are
+    finished as a valid file under the requested name, and the error says so.
     """
 
     name = "record"
@@ -124,7 +126,9 @@ class RecordingSink:
         if not os.access(self.path.parent, os.W_OK):
             raise RTDerainError(f"output folder is not writable: {self.path.parent}")
         self.options = options or EncodeOptions(preset="veryfast")
+        self.overwrite = overwrite
         self.writer: VideoWriter | None = None
+        self.finished = False
 
     def write(self, item: OutputFrame) -> None:
         src = item.source
@@ -132,13 +136,29 @@ class RecordingSink:
             h, w = item.derained.shape[:2]
             self.writer = VideoWriter(
                 self.path, width=w, height=h, time_base=src.time_base, frame_rate=None,
-                colour=src.colour, options=self.options,
+                colour=src.colour, options=self.options, overwrite=self.overwrite,
             )
             log.info("recording %dx%d to %s", w, h, self.path)
         pts = round(src.pts * src.time_base / self.writer.time_base)
-        self.writer.write(item.derained, pts)
+        try:
+            self.writer.write(item.derained, pts)
+        except (MediaError, OSError) as exc:
+            self._keep_partial(exc)
+
+    def _keep_partial(self, exc: BaseException) -> None:
+        """Finish what was recorded before the write error, then raise one line saying so."""
+        assert self.writer is not None
+        self.finished = True
+        reason = (getattr(exc, "strerror", None) or str(exc)).splitlines()[0]
+        path = self.writer.close_partial()
+        raise MediaError(
+            f"recording to {self.path} stopped: {reason}; the {self.writer.muxed} frames "
+            f"recorded before it are kept in {path}"
+        ) from None
 
     def close(self) -> None:
+        if self.finished:
+            return
         if self.writer is None:
             log.warning("nothing recorded: no frame reached %s", self.path)
             return

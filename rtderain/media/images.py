@@ -35,8 +35,14 @@ def read_image(path: str | Path) -> np.ndarray:
     return np.ascontiguousarray(img[..., ::-1])
 
 
-def write_image(path: str | Path, rgb: np.ndarray, jpeg_quality: int = 95) -> None:
-    """Write RGB ``(H, W, 3)`` uint8/uint16 to ``path`` (format from the suffix), atomically."""
+def write_image(
+    path: str | Path, rgb: np.ndarray, jpeg_quality: int = 95, *, overwrite: bool = True
+) -> None:
+    """Write RGB ``(H, W, 3)`` uint8/uint16 to ``path`` (format from the suffix), atomically.
+
+    ``overwrite=False``: never replace a file at ``path``, even one created meanwhile (the
+    result is then kept beside it and the error says where; see ``util.finish_noreplace``).
+    """
     path = Path(path)
     params = (
         [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality] if path.suffix.lower() in {".jpg", ".jpeg"} else []
@@ -44,7 +50,8 @@ def write_image(path: str | Path, rgb: np.ndarray, jpeg_quality: int = 95) -> No
     ok, buf = cv2.imencode(path.suffix, np.ascontiguousarray(rgb[..., ::-1]), params)
     if not ok:
         raise MediaError(f"{path}: cannot encode an image of this type")
-    util.atomic_write_bytes(path, buf.tobytes())
+    data = buf.tobytes()
+    util.atomic_write(path, lambda tmp: tmp.write_bytes(data), overwrite=overwrite)
 
 
 def list_images(folder: str | Path) -> list[Path]:

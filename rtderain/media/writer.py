@@ -19,6 +19,7 @@ from typing import Any
 import av
 import numpy as np
 
+from rtderain import util
 from rtderain.errors import MediaError
 from rtderain.media.colour import ColourInfo, rgb_to_frame
 
@@ -114,6 +115,10 @@ class VideoWriter:
         colour: source colour description (matrix, range, tags, bit depth).
         options: encoder settings.
         copy_streams: input streams (audio, subtitles) whose packets :meth:`mux` copies.
+        overwrite: the final rename may replace a file at ``path``. Without it (the default)
+            it never does, not even for a file created there during the run: the finished
+            output is then kept beside it as ``NAME.rtderain-PID.ext`` and :meth:`close`
+            raises an error saying so.
     """
 
     def __init__(
@@ -127,14 +132,17 @@ class VideoWriter:
         colour: ColourInfo,
         options: EncodeOptions,
         copy_streams: tuple[Any, ...] = (),
+        overwrite: bool = False,
     ) -> None:
         self.path = Path(path)
+        self.overwrite = overwrite
         self.tmp_path = self.path.with_name(
             f".{self.path.stem}.partial-{os.getpid()}{self.path.suffix}"
         )
         self.time_base = time_base
         self.colour = colour
         self.frames = 0
+        self.muxed = 0  # video packets in the file so far (frames, once encoded)
         codec = check_encoder(options)
         self.pix_fmt = choose_pix_fmt(codec, options, colour, width, height)
         try:
@@ -190,8 +198,10 @@ class VideoWriter:
         frame = rgb_to_frame(rgb, self.pix_fmt, self.colour)
         frame.pts = pts
         frame.time_base = self.time_base
-        self._mux(self.stream.encode(frame))
+        packets = self.stream.encode(frame)
         self.frames += 1
+        self._mux(packets)
+        self.muxed += len(packets)
 
     def mux(self, packet: av.Packet) -> None:
         """Copy a demuxed packet of one of ``copy_streams``."""
@@ -215,7 +225,40 @@ class VideoWriter:
         except BaseException:
             self.abort()
             raise
-        os.replace(self.tmp_path, self.path)
+        if self.overwrite:
+            os.replace(self.tmp_path, self.path)
+        else:
+            util.finish_noreplace(self.tmp_path, self.path)
+
+    def close_partial(self) -> Path:
+        """After a write error (disk full): keep what is in the file as a valid one.
+
+        Flushes the encoder if the output still takes packets, else drops its delayed
+        frames; writes the trailer and renames into place as :meth:`close` does (never
+        replacing unless ``overwrite``). Returns the path of the finished file. If even the
+        trailer cannot be written, the bytes are kept as ``NAME.rtderain-PID.ext`` and a
+        :class:`MediaError` says so.
+        """
+        try:
+            packets = self.stream.encode(None)
+            self._mux(packets)
+            self.muxed += len(packets)
+        except (MediaError, OSError, av.FFmpegError) as exc:
+            log.debug("%s: encoder flush after a write error failed: %s", self.path, exc)
+        try:
+            self.container.close()
+        except (OSError, av.FFmpegError) as exc:
+            kept = util.kept_name(self.path)
+            util.rename_noreplace(self.tmp_path, kept)
+            raise MediaError(
+                f"cannot finish {self.path} ({exc}); the {self.muxed} frames written are "
+                f"kept in {kept}, which may not play".splitlines()[0]
+            ) from None
+        if self.overwrite:
+            os.replace(self.tmp_path, self.path)
+        else:
+            util.finish_noreplace(self.tmp_path, self.path)
+        return self.path
 
     def abort(self) -> None:
         """Close without finishing and remove the temporary file."""
