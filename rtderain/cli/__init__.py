@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import signal
 import sys
 
 import click
@@ -70,13 +71,49 @@ def cli(verbose: int) -> None:
     )
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised in the main thread like Ctrl-C so that every ``finally``
+    and ``except BaseException`` cleanup runs (the writer removes its temporary file)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _terminate(signum: int, frame: object) -> None:
+    signal.signal(signum, signal.SIG_DFL)  # a second signal ends the process at once
+    raise Terminated(signum)
+
+
+def install_signal_handlers() -> None:
+    """SIGTERM and SIGHUP end a run as Ctrl-C does (exit 143 / 129); a signal the parent
+    set to be ignored (``nohup``) stays ignored."""
+    for name in ("SIGTERM", "SIGHUP"):
+        signum = getattr(signal, name, None)
+        if signum is not None and signal.getsignal(signum) == signal.SIG_DFL:
+            signal.signal(signum, _terminate)
+
+
+def _interrupted(exc: BaseException) -> None:
+    """One line and the shell's exit status for a signal: 128 + its number (130 Ctrl-C)."""
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, Terminated):
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(cause, Terminated):
+        click.echo(f"rtderain: stopped by {signal.Signals(cause.signum).name}", err=True)
+        sys.exit(128 + cause.signum)
+    click.echo("rtderain: interrupted", err=True)
+    sys.exit(130)
+
+
 def main() -> None:
-    """Console entry point: user-facing errors are one line on stderr and exit code 1."""
+    """Console entry point: user-facing errors are one line on stderr and exit code 1;
+    Ctrl-C, SIGTERM and SIGHUP exit 130, 143 and 129 after cleaning up."""
+    install_signal_handlers()
     try:
         cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("rtderain: interrupted", err=True)
-        sys.exit(130)
+    except click.exceptions.Abort as exc:
+        _interrupted(exc)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
@@ -85,6 +122,5 @@ def main() -> None:
     except RTDerainError as exc:
         click.echo(f"rtderain: error: {exc}", err=True)
         sys.exit(1)
-    except KeyboardInterrupt:
-        click.echo("rtderain: interrupted", err=True)
-        sys.exit(130)
+    except KeyboardInterrupt as exc:
+        _interrupted(exc)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -104,6 +105,40 @@ def choose_pix_fmt(
     return supported[0]
 
 
+def remove_stale_partials(path: Path) -> list[Path]:
+    """Remove the temporary files ``.NAME.partial-PID.ext`` beside ``path`` left by runs
+    that were killed (their PID is no longer running); returns what was removed."""
+    pattern = re.compile(
+        rf"\.{re.escape(path.stem)}\.partial-(\d+){re.escape(path.suffix)}"
+    )
+    removed = []
+    try:
+        entries = list(path.parent.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        match = pattern.fullmatch(entry.name)
+        if match and int(match[1]) != os.getpid() and not _running(int(match[1])):
+            try:
+                entry.unlink()
+            except OSError as exc:
+                log.warning("cannot remove stale temporary file %s: %s", entry, exc)
+                continue
+            log.info("removed %s, left by a stopped run (PID %s)", entry, match[1])
+            removed.append(entry)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
 class VideoWriter:
     """Encode RGB frames (plus copied packet streams) into ``path``.
 
@@ -139,6 +174,7 @@ class VideoWriter:
         self.tmp_path = self.path.with_name(
             f".{self.path.stem}.partial-{os.getpid()}{self.path.suffix}"
         )
+        remove_stale_partials(self.path)
         self.time_base = time_base
         self.colour = colour
         self.frames = 0
