@@ -19,7 +19,8 @@ from rtderain.errors import RTDerainError
 GT_NAMES = ("gt", "clean")
 
 
-def _to_uint8(frame: np.ndarray) -> np.ndarray:
+def to_uint8(frame: np.ndarray) -> np.ndarray:
+    """uint8 as it is; uint16 (full 16-bit scale) rounded to 8 bits."""
     if frame.dtype == np.uint8:
         return frame
     if frame.dtype == np.uint16:
@@ -36,16 +37,16 @@ def read_frames(path: str | Path) -> Iterator[np.ndarray]:
         raise RTDerainError(f"not found: {path}")
     if path.is_dir():
         for p in list_images(path):
-            yield _to_uint8(read_image(p))
+            yield to_uint8(read_image(p))
     elif is_image(path):
-        yield _to_uint8(read_image(path))
+        yield to_uint8(read_image(path))
     else:
         from rtderain.media.reader import VideoReader
 
         reader = VideoReader(path, copy=())
         try:
             for frame in reader.frames():
-                yield _to_uint8(frame.rgb)
+                yield to_uint8(frame.rgb)
         finally:
             reader.close()
 

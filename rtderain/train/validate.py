@@ -11,48 +11,33 @@ import logging
 import math
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from rtderain.errors import RTDerainError
+from rtderain.evaluation.datasets import find_sequences, to_uint8
 from rtderain.evaluation.metrics import psnr
+from rtderain.media.images import list_images, read_image
 
 log = logging.getLogger(__name__)
 
-from rtderain.media.images import IMAGE_SUFFIXES as IMAGE_EXTS  # noqa: E402
-
-
-def _images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS)
-
-
 def _read(path: Path) -> np.ndarray:
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise RTDerainError(f"cannot read {path}")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    """An image file as uint8 (H, W, 3) RGB (16-bit files rounded to 8 bits)."""
+    return to_uint8(read_image(path))
 
 
 def paired_frames(folder: str | Path) -> list[tuple[Path, Path]]:
     """(rainy, clean) path pairs of a benchmark folder (``rain/`` + ``gt/`` or ``clean/``)
-    or of a folder of synthetic clips (each ``<clip>/rain`` + ``<clip>/clean``)."""
-    folder = Path(folder)
-    for gt_name in ("gt", "clean"):
-        if (folder / "rain").is_dir() and (folder / gt_name).is_dir():
-            rain, gt = _images(folder / "rain"), _images(folder / gt_name)
-            if len(rain) != len(gt):
-                raise RTDerainError(f"{folder}: {len(rain)} rainy but {len(gt)} clean frames")
-            return list(zip(rain, gt, strict=True))
+    or of a folder of clips that each have them (e.g. ``rtderain synth --write-clean``):
+    the sequences of :func:`rtderain.evaluation.datasets.find_sequences`, frames matched by
+    sorted name."""
     pairs: list[tuple[Path, Path]] = []
-    if folder.is_dir():
-        for sub in sorted(p for p in folder.iterdir()
-                          if p.is_dir() and not p.name.startswith(".")):
-            if (sub / "rain").is_dir() and (sub / "clean").is_dir():
-                pairs.extend(zip(_images(sub / "rain"), _images(sub / "clean"), strict=True))
-    if not pairs:
-        raise RTDerainError(f"{folder}: no rain/ + gt/ (or clean/) frame pairs")
+    for seq in find_sequences(folder):
+        rain, gt = list_images(seq.rain), list_images(seq.gt)
+        if len(rain) != len(gt):
+            raise RTDerainError(f"{seq.rain.parent}: {len(rain)} rainy but {len(gt)} clean frames")
+        pairs.extend(zip(rain, gt, strict=True))
     return pairs
 
 
