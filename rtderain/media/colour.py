@@ -5,6 +5,10 @@ with the same matrix and range and copies the tags (matrix, range, primaries, tr
 so a flat colour survives the round trip within rounding (tested for BT.601 and BT.709,
 limited and full range). An untagged source is converted as BT.601 both ways (swscale's
 default) and stays untagged.
+
+The picture's orientation travels with it too: the display matrix (a phone's portrait
+video is stored landscape and rotated on display) is read from the first decoded frame and
+written on the output stream.
 """
 
 from __future__ import annotations
@@ -39,6 +43,9 @@ class ColourInfo:
         color_trc: AVColorTransferCharacteristic tag (copied).
         pix_fmt: the source pixel format (e.g. ``yuv420p``, ``yuv420p10le``).
         bit_depth: bits per component of the source (8, 10, 12, 16).
+        display_matrix: the source's display matrix (9 int32, FFmpeg's
+            ``AV_FRAME_DATA_DISPLAYMATRIX`` layout: rotation and flips on display), None
+            when it has none; copied to the output stream.
     """
 
     colorspace: int = 2
@@ -47,6 +54,7 @@ class ColourInfo:
     color_trc: int = 2
     pix_fmt: str = "yuv420p"
     bit_depth: int = 8
+    display_matrix: tuple[int, ...] | None = None
 
     @classmethod
     def from_frame(cls, frame: av.VideoFrame) -> ColourInfo:
@@ -62,6 +70,7 @@ class ColourInfo:
             color_trc=int(frame.color_trc),
             pix_fmt=fmt.name,
             bit_depth=depth,
+            display_matrix=_display_matrix(frame),
         )
 
     @property
@@ -85,6 +94,18 @@ class ColourInfo:
         matrix = _MATRIX_NAMES.get(self.colorspace, f"matrix {self.colorspace}")
         rng = {1: "limited", 2: "full"}.get(self.color_range, "unspecified range")
         return f"{self.pix_fmt}, {matrix}, {rng}, {self.bit_depth}-bit"
+
+
+def _display_matrix(frame: av.VideoFrame) -> tuple[int, ...] | None:
+    """The frame's display matrix side data as 9 int32, or None (none, or the identity)."""
+    for data in frame.side_data.keys():
+        if data.type == av.sidedata.sidedata.Type.DISPLAYMATRIX and data.buffer_size == 36:
+            matrix = tuple(int(v) for v in np.frombuffer(bytes(memoryview(data)), "<i4"))
+            return None if matrix == _IDENTITY else matrix
+    return None
+
+
+_IDENTITY = (65536, 0, 0, 0, 65536, 0, 0, 0, 1 << 30)
 
 
 def frame_to_rgb(frame: av.VideoFrame, colour: ColourInfo) -> np.ndarray:

@@ -217,6 +217,8 @@ class VideoWriter:
         cc.color_range = self.colour.color_range
         cc.color_primaries = self.colour.color_primaries
         cc.color_trc = self.colour.color_trc
+        if self.colour.display_matrix is not None:  # orientation on display (rotation, flips)
+            stream.set_display_matrix(list(self.colour.display_matrix))
         return stream
 
     def _add_copy(self, template: Any) -> Any:

@@ -1,0 +1,57 @@
+"""What describes the picture survives de-raining: its orientation (display matrix)."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+
+from rtderain.backends.base import IdentityEngine
+from rtderain.media.transcode import PipelineOptions, derain_video
+from rtderain.media.writer import EncodeOptions
+
+
+def _rotated_source(path, degrees: int, hflip: bool = False, frames: int = 3) -> None:
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        s.set_display_rotation(degrees, hflip=hflip)
+        for i in range(frames):
+            f = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 30 * i, np.uint8), "rgb24")
+            f = f.reformat(format="yuv420p")
+            f.pts, f.time_base = i, Fraction(1, 25)
+            c.mux(s.encode(f))
+        c.mux(s.encode(None))
+
+
+def _rotation(path) -> tuple[int, list[int]]:
+    with av.open(str(path)) as c:
+        frame = next(c.decode(video=0))
+        matrix = [
+            np.frombuffer(bytes(memoryview(d)), "<i4").tolist()
+            for d in frame.side_data.keys()
+            if d.type == av.sidedata.sidedata.Type.DISPLAYMATRIX
+        ]
+        return frame.rotation, matrix
+
+
+@pytest.mark.parametrize(("degrees", "hflip", "ext"),
+                         [(90, False, ".mp4"), (-90, False, ".mov"), (180, True, ".mp4")])
+def test_display_matrix_is_kept(tmp_path, degrees, hflip, ext):
+    src, out = tmp_path / f"portrait{ext}", tmp_path / f"clean{ext}"
+    _rotated_source(src, degrees, hflip)
+    before = _rotation(src)
+    assert before[1]  # the source has a display matrix
+    opts = PipelineOptions(encode=EncodeOptions(codec="libx264", crf=30, preset="ultrafast"))
+    derain_video(src, out, IdentityEngine(), opts)
+    assert _rotation(out) == before
+
+
+def test_unrotated_source_gets_no_display_matrix(tmp_path):
+    src, out = tmp_path / "plain.mp4", tmp_path / "clean.mp4"
+    _rotated_source(src, 0)
+    opts = PipelineOptions(encode=EncodeOptions(codec="libx264", crf=30, preset="ultrafast"))
+    derain_video(src, out, IdentityEngine(), opts)
+    assert _rotation(out)[0] == 0
