@@ -8,7 +8,8 @@ default) and stays untagged.
 
 The picture's orientation travels with it too: the display matrix (a phone's portrait
 video is stored landscape and rotated on display) is read from the first decoded frame and
-written on the output stream.
+written on the output stream; so does its scan: an interlaced source keeps its field order
+(and is encoded interlaced by the encoders that can, x264 and MPEG-2/4).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class ColourInfo:
         display_matrix: the source's display matrix (9 int32, FFmpeg's
             ``AV_FRAME_DATA_DISPLAYMATRIX`` layout: rotation and flips on display), None
             when it has none; copied to the output stream.
+        field_order: AVFieldOrder (0 unknown, 1 progressive, 2 TT, 3 BB, 4 TB, 5 BT).
     """
 
     colorspace: int = 2
@@ -55,9 +57,17 @@ class ColourInfo:
     pix_fmt: str = "yuv420p"
     bit_depth: int = 8
     display_matrix: tuple[int, ...] | None = None
+    field_order: int = 0
+
+    @property
+    def interlaced(self) -> bool:
+        return self.field_order > 1
 
     @classmethod
-    def from_frame(cls, frame: av.VideoFrame) -> ColourInfo:
+    def from_frame(cls, frame: av.VideoFrame, field_order: int = 0) -> ColourInfo:
+        """The first decoded frame's description; ``field_order``: the stream's
+        (``codec_context.field_order``), trusted unless the frame says it is interlaced
+        and the stream does not (then top field first, the usual order)."""
         fmt = frame.format
         depth = max((c.bits for c in fmt.components), default=8)
         rng = int(frame.color_range)
@@ -71,6 +81,7 @@ class ColourInfo:
             pix_fmt=fmt.name,
             bit_depth=depth,
             display_matrix=_display_matrix(frame),
+            field_order=2 if frame.interlaced_frame and field_order in (0, 1) else field_order,
         )
 
     @property

@@ -112,7 +112,9 @@ class VideoReader:
                     )
                     pts = fixed
                 if self.colour is None:
-                    self.colour = ColourInfo.from_frame(frame)
+                    self.colour = ColourInfo.from_frame(
+                        frame, int(self.stream.codec_context.field_order or 0)
+                    )
                 yield DecodedFrame(index, frame_to_rgb(frame, self.colour), pts)
                 last_pts = pts
                 index += 1

@@ -38,6 +38,9 @@ CODEC_ALIASES = {
 }
 _CRF_CODECS = {"libx264", "libx265", "libsvtav1", "libvpx-vp9", "libaom-av1"}
 _PRESET_CODECS = {"libx264", "libx265", "h264_nvenc", "hevc_nvenc"}
+# Encoders that code interlaced pictures as such (interlaced DCT and motion estimation).
+_INTERLACED_CODECS = {"libx264", "mpeg2video", "mpeg4"}
+_TOP_FIRST = {2, 5}  # AV_FIELD_TT, AV_FIELD_BT: the top field is displayed first
 
 
 @dataclass(frozen=True)
@@ -207,6 +210,12 @@ class VideoWriter:
                 opts.setdefault("b", "0")
         if options.preset and codec.name in _PRESET_CODECS:
             opts.setdefault("preset", options.preset)
+        if self.colour.interlaced and codec.name in _INTERLACED_CODECS:
+            opts.setdefault("flags", "+ildct+ilme")
+            if codec.name == "libx264":
+                order = "tff=1" if self.colour.field_order in _TOP_FIRST else "bff=1"
+                params = opts.get("x264-params")
+                opts["x264-params"] = f"{params}:{order}" if params else order
         stream = self.container.add_stream(codec.name, rate=frame_rate, options=opts)
         stream.width, stream.height = width, height
         stream.pix_fmt = self.pix_fmt
@@ -217,6 +226,8 @@ class VideoWriter:
         cc.color_range = self.colour.color_range
         cc.color_primaries = self.colour.color_primaries
         cc.color_trc = self.colour.color_trc
+        if self.colour.field_order:  # interlaced sources stay interlaced, in their order
+            cc.field_order = self.colour.field_order
         if self.colour.display_matrix is not None:  # orientation on display (rotation, flips)
             stream.set_display_matrix(list(self.colour.display_matrix))
         return stream

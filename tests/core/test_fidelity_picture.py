@@ -55,3 +55,40 @@ def test_unrotated_source_gets_no_display_matrix(tmp_path):
     opts = PipelineOptions(encode=EncodeOptions(codec="libx264", crf=30, preset="ultrafast"))
     derain_video(src, out, IdentityEngine(), opts)
     assert _rotation(out)[0] == 0
+
+
+def _interlaced_source(path, field_order: int, frames: int = 4) -> None:
+    order = "tff=1" if field_order == 2 else "bff=1"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=25,
+                         options={"flags": "+ildct+ilme", "x264-params": order})
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        s.codec_context.field_order = field_order
+        rng = np.random.default_rng(0)
+        for i in range(frames):
+            f = av.VideoFrame.from_ndarray(rng.integers(0, 255, (48, 64, 3), np.uint8), "rgb24")
+            f = f.reformat(format="yuv420p")
+            f.pts, f.time_base = i, Fraction(1, 25)
+            c.mux(s.encode(f))
+        c.mux(s.encode(None))
+
+
+def _scan(path) -> tuple[int, bool]:
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        frame = next(c.decode(v))
+        return int(v.codec_context.field_order), bool(frame.interlaced_frame)
+
+
+@pytest.mark.parametrize(("field_order", "codec", "ext"),
+                         [(2, "libx264", ".mkv"), (3, "libx264", ".mp4"), (2, "ffv1", ".mkv")])
+def test_interlaced_source_stays_interlaced(tmp_path, field_order, codec, ext):
+    src, out = tmp_path / f"tv{ext}", tmp_path / f"clean{ext}"
+    _interlaced_source(src, field_order)
+    assert _scan(src) == (field_order, True)
+    opts = PipelineOptions(encode=EncodeOptions(codec=codec, crf=None if codec == "ffv1" else 30))
+    derain_video(src, out, IdentityEngine(), opts)
+    order, interlaced = _scan(out)
+    assert order == field_order
+    if codec == "libx264":  # coded as fields too, not only tagged
+        assert interlaced
