@@ -136,6 +136,13 @@ class Aligner:
         pos = (self._grid_small + 0.5) * self._scale - 0.5 + flow_small * self._scale
         return cv2.resize(pos, (self.width, self.height), interpolation=cv2.INTER_LINEAR)
 
+    def motion(self, flow_small: np.ndarray, reference: float) -> np.ndarray:
+        """Small-grid uint8 0-255: local flow magnitude (full-resolution pixels, max over a
+        5x5 small-grid neighbourhood) relative to ``reference``, capped at 1 (255)."""
+        mag = np.abs(flow_small).max(axis=2) * (max(self.sx, self.sy) * 255.0 / reference)
+        mag = np.minimum(mag, 255.0).astype(np.uint8)
+        return cv2.dilate(mag, np.ones((5, 5), np.uint8))
+
     def upsample_mask(self, mask_small: np.ndarray) -> np.ndarray:
         """Small-grid trust mask -> ``(H, W)`` uint8 mask (nearest neighbour)."""
         return cv2.resize(mask_small, (self.width, self.height), interpolation=cv2.INTER_NEAREST)

@@ -81,11 +81,13 @@ def rain_evidence(
     derained_luma: np.ndarray,
     neighbours: Sequence[Neighbour],
     grad_weight: float,
+    motion: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(evidence, count)``: how far the rainy centre luma stands above the brightest
     trusted aligned rainy neighbour, minus ``grad_weight`` x the local (3x3 morphological)
     gradient of the de-rained centre, saturated at 0, same dtype; and the number of trusted
-    neighbours per pixel, ``(H, W)`` uint8."""
+    neighbours per pixel, ``(H, W)`` uint8. ``motion`` (``(H, W)`` uint8, 0-255 = 0-1)
+    scales the gradient term per pixel: where nothing moves, alignment cannot err."""
     brightest = np.zeros_like(rainy_luma)
     count = np.zeros(rainy_luma.shape, np.uint8)
     for nb in neighbours:
@@ -96,7 +98,11 @@ def rain_evidence(
         brightest = cv2.max(brightest, cv2.multiply(warped, ok))
         count = cv2.add(count, nb.ok)
     grad = cv2.morphologyEx(derained_luma, cv2.MORPH_GRADIENT, _GRAD_KERNEL)
-    evidence = cv2.subtract(cv2.subtract(rainy_luma, brightest), cv2.multiply(grad, grad_weight))
+    if motion is None:
+        margin = cv2.multiply(grad, grad_weight)
+    else:
+        margin = cv2.multiply(grad, motion.astype(grad.dtype), scale=grad_weight / 255.0)
+    evidence = cv2.subtract(cv2.subtract(rainy_luma, brightest), margin)
     return evidence, count
 
 
@@ -110,6 +116,7 @@ def fuse(
     grad_weight: float,
     min_neighbours: int,
     streak_width: int,
+    motion: np.ndarray | None = None,
 ) -> np.ndarray:
     """Fused frame for one centre.
 
@@ -125,6 +132,7 @@ def fuse(
         streak_width: detected regions at least this wide (a ``streak_width`` square fits)
             are not rain but something that moved (occlusion): they keep the per-frame
             result, and so does a 1-pixel ring around them.
+        motion: see :func:`rain_evidence`.
     Returns:
         ``(H, W, 3)`` same dtype; ``centre`` itself when nothing is detected.
     """
@@ -132,7 +140,7 @@ def fuse(
         return centre
     rainy_luma = cv2.cvtColor(rainy, cv2.COLOR_RGB2GRAY)
     evidence, count = rain_evidence(
-        rainy_luma, cv2.cvtColor(centre, cv2.COLOR_RGB2GRAY), neighbours, grad_weight
+        rainy_luma, cv2.cvtColor(centre, cv2.COLOR_RGB2GRAY), neighbours, grad_weight, motion
     )
     mask = ((evidence > rain_lo) & (count >= min_neighbours)).astype(np.uint8)
     blobs = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((streak_width, streak_width), np.uint8))

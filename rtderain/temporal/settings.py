@@ -37,8 +37,12 @@ class TemporalSettings:
         rain_lo, rain_hi: rain evidence ramp: a pixel whose rainy luma exceeds every trusted
             aligned rainy neighbour by more than ``rain_lo`` + ``grad_weight`` x its local
             gradient starts to be replaced; from ``rain_hi`` above, fully.
-        grad_weight: how much the local 3x3 gradient of the de-rained centre raises the
-            margin (alignment errors concentrate on edges).
+        grad_weight: how much the local 5x5 gradient of the de-rained centre raises the
+            margin (alignment errors concentrate on edges), scaled per pixel by the local
+            flow magnitude relative to ``motion_ref`` (capped at 1): a static camera gets
+            the plain ``rain_lo`` margin.
+        motion_ref: flow magnitude (full-resolution pixels) at which the gradient margin
+            is fully on.
         min_neighbours: pixels with fewer trusted neighbours keep the per-frame result.
         streak_width: rain is thin: detected regions at least this many pixels wide (a
             square of that side fits inside) are taken for moving objects or occlusions and
@@ -56,6 +60,7 @@ class TemporalSettings:
     rain_lo: float = 2.0
     rain_hi: float = 4.0
     grad_weight: float = 1.0
+    motion_ref: float = 1.0
     min_neighbours: int = 2
     streak_width: int = 5
     cut_fraction: float = 0.6
@@ -74,6 +79,8 @@ class TemporalSettings:
             )
         if self.grad_weight < 0:
             raise ConfigError(f"temporal grad_weight must be >= 0, got {self.grad_weight}")
+        if self.motion_ref <= 0:
+            raise ConfigError(f"temporal motion_ref must be > 0, got {self.motion_ref}")
         if self.min_neighbours < 1:
             raise ConfigError(f"temporal min_neighbours must be >= 1, got {self.min_neighbours}")
         if self.streak_width < 2:

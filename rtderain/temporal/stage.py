@@ -182,6 +182,7 @@ class TemporalStage:
         assert aligner is not None
         centre = next(f for f in self._frames if f.index == index)
         aligned = []
+        motion = None
         for other in self._frames:
             if other.index == index or abs(other.index - index) > s.radius:
                 continue
@@ -189,6 +190,8 @@ class TemporalStage:
                 continue
             flow, ok = self._alignment(index, other.index)
             if ok.any():
+                moved = aligner.motion(flow, s.motion_ref)
+                motion = moved if motion is None else np.maximum(motion, moved)
                 aligned.append(
                     Neighbour(
                         other.derained,
@@ -207,6 +210,7 @@ class TemporalStage:
             grad_weight=s.grad_weight,
             min_neighbours=s.min_neighbours,
             streak_width=s.streak_width,
+            motion=None if motion is None else aligner.upsample_mask(motion),
         )
         return fused, centre.payload
 

@@ -66,7 +66,7 @@ def test_static_clip_removes_more_rain_than_per_frame(mode: str) -> None:
     clean = _u8(back)
     per_frame = np.mean([_mse(d, clean) for d in derained])
     fused = np.mean([_mse(f, clean) for f, _ in out])
-    assert fused < per_frame / 3, (fused, per_frame)
+    assert fused < per_frame / 2, (fused, per_frame)
 
 
 def test_uint16_frames_fuse_like_uint8() -> None:
@@ -83,7 +83,7 @@ def test_uint16_frames_fuse_like_uint8() -> None:
     clean16 = _u8(back).astype(np.uint16) * 257
     per_frame = np.mean([_mse(d, clean16) for _, d in up])
     fused = np.mean([_mse(f, clean16) for f, _ in out16])
-    assert fused < per_frame / 3
+    assert fused < per_frame / 2
     # Nearly the same result on both scales (flows differ by rounding only).
     diff = [np.abs(f16 / 257.0 - f8).mean() for (f16, _), (f8, _) in zip(out16, out8, strict=True)]
     assert max(diff) <= 0.5
