@@ -22,6 +22,8 @@ from rtderain.media.colour import ColourInfo, frame_to_rgb
 
 log = logging.getLogger(__name__)
 
+_AVFMT_NOTIMESTAMPS = 0x0080  # libavformat: the format stores no timestamps
+
 
 @dataclass
 class DecodedFrame:
@@ -67,7 +69,13 @@ class VideoReader:
                 raise MediaError(f"{self.path}: video stream has no frame size (corrupt header?)")
             self.width, self.height = cc.width, cc.height
             self.time_base: Fraction = self.stream.time_base or Fraction(1, 90000)
-            self.frame_rate: Fraction | None = self.stream.average_rate or self.stream.guessed_rate
+            # A format without timestamps (raw .h264/.hevc) has a placeholder average rate
+            # (25); its frames are numbered at the rate the codec declares, as FFmpeg does.
+            self.timestamps = not self.container.format.flags & _AVFMT_NOTIMESTAMPS
+            rates = (self.stream.average_rate, self.stream.guessed_rate)
+            if not self.timestamps:
+                rates = rates[::-1]
+            self.frame_rate: Fraction | None = rates[0] or rates[1]
             self.frame_count = self._count()
             self.copy_streams = tuple(
                 s for s in self.container.streams if s.type in copy and s is not self.stream
@@ -79,6 +87,7 @@ class VideoReader:
             self.container.close()
             raise
         self.undecodable = 0
+        self.fixed_pts = 0
         self.colour: ColourInfo | None = None
 
     def _count(self) -> int:
@@ -105,11 +114,16 @@ class VideoReader:
                 continue
             for frame in self._decode(packet):
                 pts = frame.pts
-                if pts is None or (last_pts is not None and pts <= last_pts):
+                if pts is None:
+                    # Missing (every frame of a raw stream): one frame period after the last.
                     fixed = (last_pts + step) if last_pts is not None else 0
-                    log.warning(
-                        "frame %d: pts %s missing or not increasing; using %d", index, pts, fixed
-                    )
+                    self._note_fixed(index, pts, fixed)
+                    pts = fixed
+                elif last_pts is not None and pts <= last_pts:
+                    # A repeated or backwards pts: nudge this frame only, one tick past the
+                    # last, so the frames after it keep their own timestamps.
+                    fixed = last_pts + 1
+                    self._note_fixed(index, pts, fixed)
                     pts = fixed
                 if self.colour is None:
                     self.colour = ColourInfo.from_frame(
@@ -118,6 +132,20 @@ class VideoReader:
                 yield DecodedFrame(index, frame_to_rgb(frame, self.colour), pts)
                 last_pts = pts
                 index += 1
+
+    def _note_fixed(self, index: int, pts: int | None, fixed: int) -> None:
+        """Log a repaired timestamp: a warning for the first, debug for the rest (a raw
+        stream has no timestamps at all: one line, not one per frame)."""
+        self.fixed_pts += 1
+        if self.fixed_pts == 1:
+            if pts is None and not self.timestamps:
+                log.info("%s: no timestamps in a raw stream; frames numbered at %s fps",
+                         self.path, self.frame_rate)
+            else:
+                log.warning("frame %d: pts %s missing or not increasing; using %d "
+                            "(later ones are logged at debug level)", index, pts, fixed)
+        else:
+            log.debug("frame %d: pts %s missing or not increasing; using %d", index, pts, fixed)
 
     def _pts_step(self) -> int:
         if self.frame_rate:
