@@ -76,9 +76,10 @@ log = logging.getLogger(__name__)
     "--temporal",
     type=click.Choice(["off", "window", "causal"]),
     default=None,
-    help="Temporal stage after the network for videos and frame folders: window (default: "
-    "aligned past and future frames replace the rain the network left; best on static "
-    "and moving clips, docs/temporal.md), causal (past frames only) or off (per frame).",
+    help="Temporal stage after the network for videos and frame folders: off (default: "
+    "per frame; the stage still loses up to 0.6 dB on moving clips, docs/temporal.md), "
+    "window (aligned past and future frames replace rain the network left) or causal "
+    "(past frames only).",
 )
 @click.option(
     "--temporal-radius",

@@ -98,10 +98,10 @@ def _load_config(ctx: click.Context, _param: click.Parameter, path: str | None) 
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="CPU threads for inference (default: the backend's; 1 is often best "
                    "on a busy 2-core machine).")
-@click.option("--temporal", type=click.Choice(["off", "causal"]), default="causal",
+@click.option("--temporal", type=click.Choice(["off", "causal"]), default="off",
               show_default=True,
               help="Temporal stage after the network: causal (past frames replace the rain "
-                   "the network left; adds no waiting) or off. docs/temporal.md.")
+                   "the network left; adds no waiting, costs CPU) or off. docs/temporal.md.")
 @click.option("--temporal-radius", type=click.IntRange(1, 8), default=2, show_default=True,
               help="Past frames the causal stage looks at.")
 @click.option("--realtime", is_flag=True,
