@@ -18,7 +18,17 @@ from dataclasses import dataclass
 
 import av
 import numpy as np
-from av.video.reformatter import ColorRange, Colorspace
+from av.video.reformatter import ColorRange, Colorspace, Interpolation
+
+# swscale flags for both conversions: accurate rounding and full-resolution chroma in and
+# out. Without them an identity round trip through 4:2:0 darkens luma by about one level
+# per pass (-1.07 mean for BT.601 limited); with them it is exact within rounding.
+_SWS_FLAGS = (
+    Interpolation.BILINEAR
+    | Interpolation.ACCURATE_RND
+    | Interpolation.FULL_CHR_H_INT
+    | Interpolation.FULL_CHR_H_INP
+)
 
 # AVColorSpace (frame/codec tag) -> swscale matrix.
 _SWS_MATRIX = {
@@ -128,6 +138,7 @@ def frame_to_rgb(frame: av.VideoFrame, colour: ColourInfo) -> np.ndarray:
         src_colorspace=colour.sws_matrix,
         src_color_range=colour.sws_range,
         dst_color_range=ColorRange.JPEG,
+        interpolation=_SWS_FLAGS,
     ).to_ndarray()
 
 
@@ -142,6 +153,7 @@ def rgb_to_frame(rgb: np.ndarray, pix_fmt: str, colour: ColourInfo) -> av.VideoF
             dst_colorspace=colour.sws_matrix,
             src_color_range=ColorRange.JPEG,
             dst_color_range=colour.sws_range,
+            interpolation=_SWS_FLAGS,
         )
     frame.colorspace = colour.colorspace
     frame.color_range = colour.color_range
