@@ -28,6 +28,7 @@ COMMANDS = {
     "build": "rtderain.cli.build:build",
     "stream": "rtderain.cli.stream:stream",
     "export": "rtderain.cli.export:export",
+    "batch": "rtderain.cli.batch:batch",
 }
 
 
