@@ -16,7 +16,6 @@ import numpy as np
 import torch
 
 from rtderain.backends.base import BackendUnavailable, BuildSpec, runtime_errors
-from rtderain.errors import RTDerainError
 from rtderain.models.export import export_onnx
 from rtderain.models.mgid import MGID
 
@@ -103,7 +102,7 @@ class OrtEngine:
     def infer_frames(self, frames: np.ndarray) -> np.ndarray:
         """(batch, H, W, 3) uint8 RGB -> same (normalisation inside the graph), CPU."""
         if self.io != "u8":
-            raise RTDerainError(f"internal: uint8 frames to an onnxruntime {self.io} graph")
+            raise RuntimeError(f"uint8 frames to an onnxruntime {self.io} graph (a bug)")
         return self.session.run(None, {self.input_name: np.ascontiguousarray(frames)})[0]
 
 

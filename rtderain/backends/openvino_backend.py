@@ -24,7 +24,6 @@ import numpy as np
 import torch
 
 from rtderain.backends.base import BackendUnavailable, BuildSpec, runtime_errors
-from rtderain.errors import RTDerainError
 from rtderain.models.export import export_program
 from rtderain.models.mgid import MGID
 
@@ -90,7 +89,7 @@ class OpenVinoEngine:
 
     def _run(self, array: np.ndarray, io: str) -> np.ndarray:
         if io != self.io:
-            raise RTDerainError(f"internal: {io} input to an openvino {self.io} graph")
+            raise RuntimeError(f"{io} input to an openvino {self.io} graph (a bug)")
         self.request.infer([np.ascontiguousarray(array)])
         return np.array(self.request.get_output_tensor(0).data, copy=True)
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from rtderain.backends.base import Engine
-from rtderain.errors import MediaError, RTDerainError
+from rtderain.errors import MediaError
 from rtderain.media.batching import derain_frames
 from rtderain.media.reader import DecodedFrame, VideoReader
 from rtderain.media.writer import EncodeOptions, VideoWriter, check_encoder
@@ -284,7 +284,7 @@ def _open_writer(
     output_path: str | Path, reader: VideoReader, first: DecodedFrame, options: PipelineOptions
 ) -> VideoWriter:
     if reader.colour is None:
-        raise RTDerainError("internal: colour unknown before the first frame")
+        raise RuntimeError("colour unknown before the first frame (a bug)")
     h, w = first.rgb.shape[:2]
     return VideoWriter(
         output_path,
