@@ -13,26 +13,12 @@ import time
 from pathlib import Path
 
 import av
-import numpy as np
 
 from rtderain import util
 from rtderain.backends.base import IdentityEngine
+from rtderain.bench.clips import real_clip, synthetic_clip
 from rtderain.media.transcode import PipelineOptions, derain_video
 from rtderain.media.writer import EncodeOptions
-
-
-def make_clip(path: Path, width: int, height: int, frames: int) -> None:
-    """A synthetic 25 fps H.264 clip with texture and motion (so the encoder works)."""
-    rng = np.random.default_rng(0)
-    base = rng.integers(0, 255, (height // 8 + 1, width // 8 + 1, 3), dtype=np.uint8)
-    base = np.kron(base, np.ones((8, 8, 1), np.uint8))[:height, :width]
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=25, options={"crf": "23", "preset": "veryfast"})
-        s.width, s.height, s.pix_fmt = width, height, "yuv420p"
-        for i in range(frames):
-            img = np.roll(base, 2 * i, axis=1)
-            c.mux(s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
-        c.mux(s.encode(None))
 
 
 def plain_pyav(src: Path, dst: Path, enc: EncodeOptions, rgb: bool) -> int:
@@ -68,7 +54,7 @@ def _timed(fn) -> tuple[float, int]:
 
 
 def measure_overhead(clip: str | Path | None, size: tuple[int, int], frames: int, batch: int,
-                     repeat: int) -> dict:
+                     repeat: int, synthetic: bool = False) -> dict:
     """Time the identity pipeline and the plain PyAV loops on ``clip`` (or on a synthetic
     H.264 clip of ``size`` = (W, H) and ``frames``); the best of ``repeat`` runs counts.
 
@@ -79,7 +65,7 @@ def measure_overhead(clip: str | Path | None, size: tuple[int, int], frames: int
         tmpdir = Path(tmp)
         if clip is None:
             clip = tmpdir / "clip.mp4"
-            make_clip(clip, size[0], size[1], frames)
+            (synthetic_clip if synthetic else real_clip)(clip, size[0], size[1], frames)
         src = Path(clip)
         runs = {
             "pyav decode+encode": lambda: plain_pyav(src, tmpdir / "a.mp4", enc, rgb=False),

@@ -23,14 +23,16 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from rtderain import util
+from rtderain.bench.clips import real_clip, synthetic_clip
+from rtderain.bench.overhead import plain_pyav
 from rtderain.media.batching import derain_frames
+from rtderain.media.writer import EncodeOptions
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,7 @@ class Row:
     model_ms: float | None = None
     cpu_ms: float | None = None
     e2e_fps: float | None = None
+    codec_fps: float | None = None  # decode + encode alone, same clip and encoder settings
     note: str = ""
 
 
@@ -68,27 +71,6 @@ def machine_info() -> dict[str, str]:
         except ImportError:
             info[module] = "not installed"
     return info
-
-
-def make_clip(path: Path, width: int, height: int, frames: int, fps: int = 30) -> Path:
-    """Write an H.264 (yuv420p) clip of moving textured content, ``frames`` long."""
-    import av
-
-    rng = np.random.default_rng(0)
-    base = rng.integers(0, 256, (height // 8 + 1, width // 8 + 1, 3), dtype=np.uint8)
-    base = np.kron(base, np.ones((8, 8, 1), dtype=np.uint8))[:height, :width]
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.time_base = Fraction(1, fps)
-        stream.options = {"preset": "ultrafast", "crf": "18"}
-        for i in range(frames):
-            rgb = np.roll(base, shift=(i * 3, i * 5), axis=(0, 1))
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-            frame.pts, frame.time_base = i, Fraction(1, fps)
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode())
-    return path
 
 
 def time_model(engine, model, height: int, width: int, batch: int, iters: int, warmup: int,
@@ -127,7 +109,7 @@ def time_model(engine, model, height: int, width: int, batch: int, iters: int, w
     return 1000.0 * statistics.median(times) / batch, 1000.0 * cpu / len(times) / batch
 
 
-def measure(row: Row, args: dict, clips: dict[str, Path], workdir: Path) -> Row:
+def measure(row: Row, args: dict, clips: dict, workdir: Path) -> Row:
     """Fill ``row`` with its measurements (or a note saying why it was skipped)."""
     from rtderain.backends import BackendUnavailable, create_engine, get_backend, resolve_device
     from rtderain.models.checkpoint import load_model
@@ -160,11 +142,18 @@ def measure(row: Row, args: dict, clips: dict[str, Path], workdir: Path) -> Row:
         frames = int(min(args["e2e_frames"], max(8, 2000 * args["budget"] / row.model_ms)))
         clip_key = f"{row.size}_{frames}"
         if clip_key not in clips:
-            clips[clip_key] = make_clip(workdir / f"in_{clip_key}.mp4", width, height, frames)
+            make = synthetic_clip if args.get("synthetic_clip") else real_clip
+            clips[clip_key] = make(workdir / f"in_{clip_key}.mp4", width, height, frames)
         out = workdir / f"out_{row.model}_{row.backend}_{row.precision}_{row.size}.mp4"
+        enc = EncodeOptions()
         summary = derain_video(clips[clip_key], out, engine,
-                               PipelineOptions(batch=row.batch))
+                               PipelineOptions(batch=row.batch, encode=enc))
         row.e2e_fps = summary.fps
+        if f"codec_{clip_key}" not in clips:  # the ceiling: no network, no RGB
+            start = time.perf_counter()
+            n = plain_pyav(clips[clip_key], out, enc, rgb=False)
+            clips[f"codec_{clip_key}"] = n / (time.perf_counter() - start)
+        row.codec_fps = clips[f"codec_{clip_key}"]
         out.unlink(missing_ok=True)
     return row
 
@@ -176,15 +165,19 @@ def markdown(rows: list[Row], info: dict[str, str], command: str) -> str:
         "",
         "Machine: " + ", ".join(f"{k} {v}" for k, v in info.items()),
         "",
+        "End to end: H.264 in, H.264 out (libx264 crf 18 preset fast, the default), every "
+        "frame; `decode+encode` is the same clip through the same encoder with no network "
+        "and no RGB conversion, measured in the same run: the ceiling for this machine.",
+        "",
         "| model | backend | precision | size | batch | model ms/frame | model fps "
-        "| CPU ms/frame | end-to-end fps | note |",
-        "|---|---|---|---|---|---:|---:|---:|---:|---|",
+        "| CPU ms/frame | end-to-end fps | decode+encode fps | note |",
+        "|---|---|---|---|---|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
         model_fps = 1000 / r.model_ms if r.model_ms else None
         lines.append(f"| {r.model} | {r.backend} | {r.precision} | {r.size} | {r.batch} "
                      f"| {_num(r.model_ms)} | {_num(model_fps)} | {_num(r.cpu_ms)} "
-                     f"| {_num(r.e2e_fps)} | {r.note} |")
+                     f"| {_num(r.e2e_fps)} | {_num(r.codec_fps)} | {r.note} |")
     return "\n".join(lines) + "\n"
 
 
@@ -202,15 +195,16 @@ def _split(text: str) -> list[str]:
 def run_speed(backends: str, precisions: str, models: str, sizes: str, batch: int,
               device: str, iters: int, warmup: int, budget: float, e2e_frames: int,
               engines_dir: str | None, torch_compile: bool, fmt: str,
-              echo: Callable[[str], None] = log.info) -> str:
+              echo: Callable[[str], None] = log.info, synthetic_clip: bool = False) -> str:
     """Measure every combination (comma-separated lists); returns the report (``md`` or
     ``json``). ``echo`` gets one progress line per combination."""
     args = {"device": device, "iters": iters, "warmup": warmup, "budget": budget,
             "e2e_frames": e2e_frames, "engines_dir": engines_dir,
-            "torch_compile": torch_compile}
+            "torch_compile": torch_compile, "synthetic_clip": synthetic_clip}
     info = machine_info()
+    info["clip"] = "synthetic" if synthetic_clip else "real scenery with rain (samples/)"
     rows: list[Row] = []
-    clips: dict[str, Path] = {}
+    clips: dict = {}
     with tempfile.TemporaryDirectory(prefix="rtderain-speed-") as tmp:
         combos = itertools.product(_split(models), _split(sizes), _split(backends),
                                    _split(precisions))

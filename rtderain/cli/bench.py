@@ -174,9 +174,11 @@ def quality(
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Also write the result to this file.")
 
+@click.option("--synthetic-clip", is_flag=True,
+              help="End to end on a synthetic clip instead of real rainy scenery (the sample).")
 def speed(backends: str, precisions: str, models: str, sizes: str, batch: int, device: str,
           iters: int, warmup: int, budget: float, e2e_frames: int, engines_dir: str | None,
-          torch_compile: bool, fmt: str, output: str | None) -> None:
+          torch_compile: bool, fmt: str, output: str | None, synthetic_clip: bool) -> None:
     """Engine speed: model-only ms/frame and end-to-end fps per combination.
 
     \b
@@ -192,7 +194,7 @@ def speed(backends: str, precisions: str, models: str, sizes: str, batch: int, d
             parse_size(text.strip(), "--sizes")  # fail early on a bad size
     text = run_speed(backends, precisions, models, sizes, batch, device, iters, warmup, budget,
                      e2e_frames, engines_dir, torch_compile, fmt,
-                     echo=lambda line: click.echo(line, err=True))
+                     echo=lambda line: click.echo(line, err=True), synthetic_clip=synthetic_clip)
     click.echo(text, nl=False)
     if output:
         Path(output).write_text(text)
@@ -205,14 +207,18 @@ def speed(backends: str, precisions: str, models: str, sizes: str, batch: int, d
 @click.option("--batch", default=4, show_default=True, help="Pipeline batch size.")
 @click.option("--repeat", default=3, show_default=True, help="Runs of each; the best counts.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write JSON.")
-def pipeline(clip, size, frames, batch, repeat, json_path) -> None:
+@click.option("--synthetic-clip", is_flag=True,
+              help="Without CLIP: a synthetic clip instead of real rainy scenery.")
+def pipeline(clip, size, frames, batch, repeat, json_path, synthetic_clip) -> None:
     """Pipeline fps with an identity model next to plain PyAV decode+encode fps.
 
-    Without CLIP, a synthetic H.264 clip of --size and --frames is made first.
+    Without CLIP, an H.264 clip of --size and --frames is made first from the shipped
+    sample (real scenery with rain; --synthetic-clip for a synthetic one).
     """
     from rtderain.bench.overhead import measure_overhead
 
-    r = measure_overhead(clip, parse_size(size, "--size"), frames, batch, repeat)
+    r = measure_overhead(clip, parse_size(size, "--size"), frames, batch, repeat,
+                         synthetic=synthetic_clip)
     click.echo(f"clip: {r['clip']}; encoder {r['encoder']}; {r['machine']}")
     for name, row in r["results"].items():
         click.echo(f"  {name:<30} {row['fps']:7.1f} fps  ({row['seconds']:.2f} s)")

@@ -5,19 +5,23 @@ from __future__ import annotations
 import json
 
 import av
+import pytest
 from click.testing import CliRunner
 
-from rtderain.bench.speed import make_clip
+from rtderain.bench.clips import real_clip, synthetic_clip
 from rtderain.cli.bench import speed
 
 
-def test_make_clip_is_real_h264_with_every_frame(tmp_path):
-    path = make_clip(tmp_path / "c.mp4", 96, 64, 7)
+@pytest.mark.parametrize("make", [real_clip, synthetic_clip])
+def test_bench_clips_are_h264_with_every_frame(tmp_path, make):
+    path = make(tmp_path / "c.mp4", 96, 64, 7)
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         assert stream.codec_context.name == "h264"
         frames = list(container.decode(stream))
     assert len(frames) == 7 and (frames[0].width, frames[0].height) == (96, 64)
+    first = frames[0].to_ndarray(format="rgb24").astype(float)
+    assert first.std() > 10  # content for the encoder to work on, not a flat frame
 
 
 def test_speed_json_rows(tmp_path):
@@ -34,6 +38,7 @@ def test_speed_json_rows(tmp_path):
                          ("onnxruntime", "fp16")}
     for key in [("torch", "fp32"), ("onnxruntime", "fp32")]:
         assert rows[key]["model_ms"] > 0 and rows[key]["e2e_fps"] > 0, rows[key]
+        assert rows[key]["codec_fps"] > 0, rows[key]  # the ceiling beside every e2e figure
     # fp16 is CUDA-only for both: listed with the reason, not measured through a fallback.
     for key in [("torch", "fp16"), ("onnxruntime", "fp16")]:
         assert rows[key]["model_ms"] is None and rows[key]["note"].startswith("unavailable:")
@@ -46,4 +51,5 @@ def test_speed_markdown_table(tmp_path):
     result = CliRunner().invoke(speed, args)
     assert result.exit_code == 0, result.output
     assert "| mgid-rt | torch | fp32 | 32x32 | 1 |" in result.output
+    assert "decode+encode fps" in result.output
     assert "Machine: cpu" in result.output and "Command: `rtderain bench speed" in result.output
