@@ -36,22 +36,16 @@ def _ray() -> Any:
 
 
 def connect(address: str, num_cpus: int | None = None, timeout: float = 10.0) -> bool:
-    """Join (or start, for ``local``) a Ray cluster; returns True if this call started Ray
-    (the caller shuts it down). ``address``: ``local``, ``auto`` or ``HOST:PORT``.
+    """Join (or start, for ``local``) a Ray cluster; returns True if this call connected
+    this process (the caller's ``ray.shutdown()`` then stops a ``local`` cluster or leaves
+    another one). ``address``: ``local``, ``auto`` or ``HOST:PORT``.
 
     Raises:
         RTDerainError: Ray not installed, no cluster at ``auto``, ``HOST:PORT`` unreachable
             within ``timeout`` seconds, or a malformed address.
     """
     ray = _ray()
-    if ray.is_initialized():
-        return False
-    env = {k: os.environ[k] for k in _PASSED_ENV if os.environ.get(k)}
-    common = {"runtime_env": {"env_vars": env} if env else None, "log_to_driver": False}
-    if address == "local":
-        ray.init(num_cpus=num_cpus, include_dashboard=False, **common)
-        return True
-    if address != "auto":
+    if address not in ("local", "auto"):
         host, _, port = address.rpartition(":")
         if not host or not port.isdigit():
             raise RTDerainError(f"--ray {address!r}: expected local, auto or HOST:PORT")
@@ -60,12 +54,19 @@ def connect(address: str, num_cpus: int | None = None, timeout: float = 10.0) ->
         except OSError as exc:
             raise RTDerainError(f"Ray cluster at {address} is unreachable ({exc}; waited up to "
                                 f"{timeout:g} s); start it with `ray start --head`") from None
+    if ray.is_initialized():  # this process already joined one (tests, notebooks)
+        return False
+    env = {k: os.environ[k] for k in _PASSED_ENV if os.environ.get(k)}
+    common = {"runtime_env": {"env_vars": env} if env else None, "log_to_driver": False}
+    if address == "local":
+        ray.init(num_cpus=num_cpus, include_dashboard=False, **common)
+        return True
     try:
         ray.init(address=address, **common)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise RTDerainError(f"cannot join the Ray cluster at {address}: {first}") from None
-    return False
+    return True
 
 
 def check_resources(cpus: float, gpus: float) -> None:

@@ -107,7 +107,8 @@ def run_batch(
     out = Path(options.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     journal = Journal(out / JOURNAL_NAME)
-    journal.compact()
+    if journal.path.exists():
+        journal.compact()
     result = BatchResult(journal=journal.path, report=options.report or out / REPORT_NAME)
     by_key: dict[str, dict[str, Any]] = {}
     tasks: list[FileTask] = []
@@ -135,12 +136,12 @@ def run_batch(
                               None, options.engines_dir))
     for res in by_key.values():
         emit("result", res)
-    journal.record(*({"key": t.key, "status": "started", "input": t.source, "output": t.target,
-                      "input_fingerprint": meta[t.key][0], "settings": meta[t.key][1]}
-                     for t in tasks))
     started_ray = False
     try:
         executor, started_ray = _executor(options, len(tasks), emit)
+        journal.record(*({"key": t.key, "status": "started", "input": t.source,
+                          "output": t.target, "input_fingerprint": meta[t.key][0],
+                          "settings": meta[t.key][1]} for t in tasks))
         for res in executor.run(tasks, lambda t, w: emit("start", {"key": t.key,
                                                                    "input": t.source,
                                                                    "worker": w})):

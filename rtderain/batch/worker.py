@@ -152,9 +152,12 @@ def run_file(task: FileTask, progress: Callable[[int, int], None] | None = None)
 
 def _video(derainer: Any, task: FileTask, progress: Callable[[int, int], None]) -> Any:
     """De-rain into a hidden name beside the output, then rename it into place: replacing
-    only with ``overwrite`` (the journal's own outputs), else never replacing a file."""
+    only with ``overwrite`` (the journal's own outputs), else never replacing a file.
+
+    The hidden name is the same for every attempt at a file (the driver never runs two at
+    once), so a retry's writer removes the partial file a killed attempt left there."""
     target = Path(task.target)
-    tmp = target.with_name(f".{target.stem}.rtderain-batch-{os.getpid()}{target.suffix}")
+    tmp = target.with_name(f".{target.stem}.rtderain-batch{target.suffix}")
     tmp.unlink(missing_ok=True)
     try:
         summary = derainer.video(task.source, tmp, progress=progress,

@@ -143,8 +143,9 @@ class _Display:
         self.frames = 0
         self.finished = 0
         self.running: dict[str, str] = {}
-        self.bar = tqdm(total=total, unit="file", disable=quiet, dynamic_ncols=True,
-                        leave=False, desc="batch")
+        # The bar only on a terminal; the lines of finished files always (unless quiet).
+        self.bar = tqdm(total=total, unit="file", disable=quiet or not sys.stderr.isatty(),
+                        dynamic_ncols=True, leave=False, desc="batch")
 
     def event(self, kind: str, data: dict) -> None:
         if kind == "start":
@@ -175,10 +176,7 @@ class _Display:
             text = (f"{head} done {r['key']}: {r['frames']} frames, {r['fps']:.1f} fps, "
                     f"{r['copied_streams']} stream(s) copied, {r['seconds']:.1f} s "
                     f"[{r['worker']}]")
-        if self.quiet:
-            click.echo(text, err=True)
-        else:
-            self.bar.write(text, file=sys.stderr)
+        self.bar.write(text, file=sys.stderr)
 
     def close(self) -> None:
         self.bar.close()
