@@ -3,6 +3,9 @@
 :class:`VideoReader` opens a file, finds its video stream and the streams to copy (audio,
 subtitles), and yields decoded frames in presentation order with their source ``pts``.
 Packets that cannot be decoded are counted and skipped; everything that decodes is kept.
+A truncated file (a cut-off last packet, a demuxing error, or a video that ends well before
+the duration its header declares) is decoded to its last decodable frame and reported:
+``truncated`` counts the frames missing, and one warning says so.
 """
 
 from __future__ import annotations
@@ -45,7 +48,9 @@ class VideoReader:
 
     Attributes after opening: ``width``, ``height``, ``time_base``, ``frame_rate``,
     ``frame_count`` (container's count or an estimate, 0 if unknown), ``copy_streams``,
-    ``undecodable`` (packets that failed to decode so far), ``colour`` (after first frame).
+    ``undecodable`` (packets that failed to decode so far), ``colour`` (after first frame),
+    ``truncated`` (after :meth:`frames` ends: frames missing from a truncated file, at least
+    1 when it is truncated, else 0).
     """
 
     def __init__(self, path: str | Path, copy: tuple[str, ...] = ("audio", "subtitle")) -> None:
@@ -87,6 +92,8 @@ class VideoReader:
             self.container.close()
             raise
         self.undecodable = 0
+        self.truncated = 0
+        self._cut = False  # demuxing ended on an error or a cut-off packet
         self.fixed_pts = 0
         self.colour: ColourInfo | None = None
 
@@ -107,13 +114,13 @@ class VideoReader:
         streams = [self.stream, *self.copy_streams] if on_packet else [self.stream]
         index = 0
         last_pts: int | None = None
+        end: int | None = None  # the latest source pts seen
         step = self._pts_step()
-        for packet in self._demux(streams):
-            if packet is not None and packet.stream is not self.stream:
-                on_packet(packet)  # type: ignore[misc]
-                continue
+        for packet in self._video_packets(streams, on_packet):
             for frame in self._decode(packet):
                 pts = frame.pts
+                if pts is not None:
+                    end = pts if end is None else max(end, pts)
                 if pts is None:
                     # Missing (every frame of a raw stream): one frame period after the last.
                     fixed = (last_pts + step) if last_pts is not None else 0
@@ -132,6 +139,69 @@ class VideoReader:
                 yield DecodedFrame(index, frame_to_rgb(frame, self.colour), pts)
                 last_pts = pts
                 index += 1
+        self._report_truncation(index, end, step)
+
+    def _video_packets(
+        self, streams: list[Any], on_packet: Callable[[av.Packet], None] | None
+    ) -> Iterator[av.Packet | None]:
+        """The video stream's packets, then ``None`` (flush); copied streams' packets go to
+        ``on_packet``. A packet the demuxer marks corrupt is held back one packet: if the
+        file ends right after it, it is the cut-off end of a truncated file and is dropped
+        (fed to a frame-threaded decoder, its error at the final flush would also lose
+        the frames still in the decoder's threads)."""
+        held: av.Packet | None = None
+        for packet in self._demux(streams):
+            if packet is None:
+                break
+            if packet.stream is not self.stream:
+                on_packet(packet)  # type: ignore[misc]
+                continue
+            if not packet.size:  # the demuxer's own end-of-stream packet: flushed below
+                continue
+            if held is not None:
+                yield held
+                held = None
+            if packet.is_corrupt:
+                held = packet
+                continue
+            yield packet
+        if held is not None:
+            log.debug("%s: dropped the cut-off last packet (pts %s)", self.path, held.pts)
+            self.undecodable += 1
+            self._cut = True
+        yield None
+
+    def _report_truncation(self, decoded: int, end: int | None, step: int) -> None:
+        """Set ``truncated`` and warn once if the file ends before its header says."""
+        missing = 0
+        declared = self._declared_end()
+        if declared is not None and end is not None and self.frame_rate:
+            gap = declared - float((end + step) * self.time_base)
+            frames = round(gap * float(self.frame_rate))
+            if frames >= max(2, round(0.02 * decoded)):  # not rounding, not a short tail
+                missing = frames
+        if self.stream.frames and decoded < self.stream.frames and (self._cut or missing):
+            missing = int(self.stream.frames) - decoded
+        if self._cut or missing:
+            self.truncated = max(missing, 1)
+            log.warning(
+                "%s is truncated: %d frames decoded, about %d missing at the end",
+                self.path, decoded, self.truncated,
+            )
+
+    def _declared_end(self) -> float | None:
+        """End time in seconds of the video stream, as the file's header declares it."""
+        start = float((self.stream.start_time or 0) * self.time_base)
+        if self.stream.duration:
+            return start + float(self.stream.duration * self.time_base)
+        tag = (self.stream.metadata or {}).get("DURATION")  # Matroska's per-track tag
+        if tag:
+            try:
+                h, m, sec = tag.split(":")
+                return start + int(h) * 3600 + int(m) * 60 + float(sec)
+            except ValueError:
+                return None
+        return None
 
     def _note_fixed(self, index: int, pts: int | None, fixed: int) -> None:
         """Log a repaired timestamp: a warning for the first, debug for the rest (a raw
@@ -163,6 +233,7 @@ class VideoReader:
             except (av.FFmpegError, EOFError) as exc:
                 log.warning("%s: demuxing stopped early: %s", self.path, _reason(exc))
                 self.undecodable += 1
+                self._cut = True
                 break
             yield packet
         yield None
