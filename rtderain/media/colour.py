@@ -6,10 +6,11 @@ so a flat colour survives the round trip within rounding (tested for BT.601 and 
 limited and full range). An untagged source is converted as BT.601 both ways (swscale's
 default) and stays untagged.
 
-The picture's orientation travels with it too: the display matrix (a phone's portrait
-video is stored landscape and rotated on display) is read from the first decoded frame and
-written on the output stream; so does its scan: an interlaced source keeps its field order
-(and is encoded interlaced by the encoders that can, x264 and MPEG-2/4).
+What else describes the picture travels with it, read from the first decoded frame: the
+display matrix (a phone's portrait video is stored landscape and rotated on display) is
+written on the output stream; HDR10 static metadata (mastering display, content light
+level) is given to the encoders that take it (x265, SVT-AV1); an interlaced source keeps
+its field order (and is encoded interlaced by the encoders that can, x264 and MPEG-2/4).
 """
 
 from __future__ import annotations
@@ -58,6 +59,10 @@ class ColourInfo:
             ``AV_FRAME_DATA_DISPLAYMATRIX`` layout: rotation and flips on display), None
             when it has none; copied to the output stream.
         field_order: AVFieldOrder (0 unknown, 1 progressive, 2 TT, 3 BB, 4 TB, 5 BT).
+        mastering_display: HDR10 mastering display (22 int32, FFmpeg's
+            ``AVMasteringDisplayMetadata``: R, G, B and white point x/y, min and max
+            luminance as rationals, then has_primaries, has_luminance), or None.
+        content_light: HDR10 (MaxCLL, MaxFALL) in cd/m2, or None.
     """
 
     colorspace: int = 2
@@ -68,6 +73,8 @@ class ColourInfo:
     bit_depth: int = 8
     display_matrix: tuple[int, ...] | None = None
     field_order: int = 0
+    mastering_display: tuple[int, ...] | None = None
+    content_light: tuple[int, ...] | None = None
 
     @property
     def interlaced(self) -> bool:
@@ -92,6 +99,8 @@ class ColourInfo:
             bit_depth=depth,
             display_matrix=_display_matrix(frame),
             field_order=2 if frame.interlaced_frame and field_order in (0, 1) else field_order,
+            mastering_display=_side_data(frame, "MASTERING_DISPLAY_METADATA", 88),
+            content_light=_side_data(frame, "CONTENT_LIGHT_LEVEL", 8),
         )
 
     @property
@@ -115,6 +124,48 @@ class ColourInfo:
         matrix = _MATRIX_NAMES.get(self.colorspace, f"matrix {self.colorspace}")
         rng = {1: "limited", 2: "full"}.get(self.color_range, "unspecified range")
         return f"{self.pix_fmt}, {matrix}, {rng}, {self.bit_depth}-bit"
+
+
+def _side_data(frame: av.VideoFrame, kind: str, size: int) -> tuple[int, ...] | None:
+    """The frame's side data of type ``kind`` as int32 values, if it has ``size`` bytes."""
+    want = getattr(av.sidedata.sidedata.Type, kind, None)
+    for data in frame.side_data.keys():
+        if want is not None and data.type == want and data.buffer_size == size:
+            return tuple(int(v) for v in np.frombuffer(bytes(memoryview(data)), "<i4"))
+    return None
+
+
+def hdr_params(colour: ColourInfo, encoder: str) -> dict[str, str]:
+    """Encoder options that carry the source's HDR10 static metadata: ``x265-params`` for
+    libx265, ``svtav1-params`` for libsvtav1; empty for others or without metadata."""
+    md, cll = colour.mastering_display, colour.content_light
+    parts: list[str] = []
+    if md is not None and md[20] and md[21]:  # has_primaries, has_luminance
+        r = [md[i] / md[i + 1] if md[i + 1] else 0.0 for i in range(0, 20, 2)]
+        lum_min = md[16] / md[17] if md[17] else 0.0
+        lum_max = md[18] / md[19] if md[19] else 0.0
+        (rx, ry, gx, gy, bx, by, wx, wy) = r[:8]
+        if encoder == "libx265":  # chromaticity in 1/50000, luminance in 1/10000 cd/m2
+            c = [round(v * 50000) for v in (gx, gy, bx, by, rx, ry, wx, wy)]
+            parts.append(
+                f"master-display=G({c[0]},{c[1]})B({c[2]},{c[3]})R({c[4]},{c[5]})"
+                f"WP({c[6]},{c[7]})L({round(lum_max * 10000)},{round(lum_min * 10000)})"
+            )
+        elif encoder == "libsvtav1":
+            parts.append(
+                f"mastering-display=G({gx:.4f},{gy:.4f})B({bx:.4f},{by:.4f})"
+                f"R({rx:.4f},{ry:.4f})WP({wx:.4f},{wy:.4f})L({lum_max:.4f},{lum_min:.4f})"
+            )
+    if cll is not None:
+        if encoder == "libx265":
+            parts.append(f"max-cll={cll[0]},{cll[1]}")
+        elif encoder == "libsvtav1":
+            parts.append(f"content-light={cll[0]},{cll[1]}")
+    if not parts:
+        return {}
+    if encoder == "libx265":
+        return {"x265-params": ":".join([*parts, "hdr10=1"])}
+    return {"svtav1-params": ":".join(parts)}
 
 
 def _display_matrix(frame: av.VideoFrame) -> tuple[int, ...] | None:

@@ -22,7 +22,7 @@ import numpy as np
 
 from rtderain import util
 from rtderain.errors import MediaError
-from rtderain.media.colour import ColourInfo, rgb_to_frame
+from rtderain.media.colour import ColourInfo, hdr_params, rgb_to_frame
 
 log = logging.getLogger(__name__)
 
@@ -210,6 +210,13 @@ class VideoWriter:
                 opts.setdefault("b", "0")
         if options.preset and codec.name in _PRESET_CODECS:
             opts.setdefault("preset", options.preset)
+        for key, value in hdr_params(self.colour, codec.name).items():  # HDR10 metadata
+            opts[key] = f"{opts[key]}:{value}" if opts.get(key) else value
+        if (self.colour.mastering_display or self.colour.content_light) and not hdr_params(
+            self.colour, codec.name
+        ):
+            log.warning("encoder %s cannot carry the source's HDR10 metadata (use hevc or "
+                        "av1 to keep it)", codec.name)
         if self.colour.interlaced and codec.name in _INTERLACED_CODECS:
             opts.setdefault("flags", "+ildct+ilme")
             if codec.name == "libx264":
