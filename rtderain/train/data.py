@@ -207,6 +207,7 @@ class ClipDataset(Dataset):
                                  else int(cache_frames_max_gb * 1e9))
         self._cached_bytes = 0
         self._shapes: dict[str, tuple[int, int, int]] = {}  # (T, H, W) of each decoded clip
+        self._recent: tuple[str, np.ndarray] | None = None
         self.pseudo_gt, self.quantile = pseudo_gt, quantile
         self.adaptive_levels = adaptive_levels
         self.flip, self.rotate_deg = flip, float(rotate_deg)
@@ -223,6 +224,8 @@ class ClipDataset(Dataset):
         key = str(clip if isinstance(clip, Path) else clip[0])
         if key in self._frames:
             return self._frames[key]
+        if self._recent is not None and self._recent[0] == key:  # shape, then pseudo GT
+            return self._recent[1]
         arr = _read_video(clip) if isinstance(clip, Path) else _read_frames(
             clip[: self.max_frames]
         )
@@ -239,6 +242,8 @@ class ClipDataset(Dataset):
                            or self._cached_bytes + arr.nbytes <= self.cache_frames_max):
             self._frames[key] = arr
             self._cached_bytes += arr.nbytes
+        else:
+            self._recent = (key, arr)  # the last uncached clip, decoded once per sample
         return arr
 
     def _picked_frames(self, k: int, pick: list[int]) -> np.ndarray:
