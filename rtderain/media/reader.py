@@ -114,13 +114,14 @@ class VideoReader:
         streams = [self.stream, *self.copy_streams] if on_packet else [self.stream]
         index = 0
         last_pts: int | None = None
-        end: int | None = None  # the latest source pts seen
+        end: int | None = None  # the latest end (pts + duration) seen, in time_base
         step = self._pts_step()
         for packet in self._video_packets(streams, on_packet):
             for frame in self._decode(packet):
                 pts = frame.pts
                 if pts is not None:
-                    end = pts if end is None else max(end, pts)
+                    stop = pts + (frame.duration or step)
+                    end = stop if end is None else max(end, stop)
                 if pts is None:
                     # Missing (every frame of a raw stream): one frame period after the last.
                     fixed = (last_pts + step) if last_pts is not None else 0
@@ -176,7 +177,7 @@ class VideoReader:
         missing = 0
         declared = self._declared_end()
         if declared is not None and end is not None and self.frame_rate:
-            gap = declared - float((end + step) * self.time_base)
+            gap = declared - float(end * self.time_base)
             frames = round(gap * float(self.frame_rate))
             if frames >= max(2, round(0.02 * decoded)):  # not rounding, not a short tail
                 missing = frames
