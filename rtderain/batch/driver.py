@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -208,6 +209,7 @@ def _write_report(result: BatchResult, options: BatchOptions) -> None:
                    if result.seconds > 0 else None},
         "runner": f"ray {options.ray}" if options.ray else f"local --jobs {options.jobs}",
         "cores": cores(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],  # others sharing the cores
         "machine": machine_info(),
         "settings": asdict(options.settings),
         "journal": str(result.journal),

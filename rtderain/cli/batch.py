@@ -42,7 +42,8 @@ log = logging.getLogger(__name__)
 @click.option("--preset", default=None, help="Encoder preset (default fast).")
 @click.option("--pix-fmt", default=None, help="Output pixel format (default: the source's).")
 @click.option("--temporal", type=click.Choice(["off", "window", "causal"]), default=None,
-              help="Temporal stage after the network (default window; see `rtderain run`).")
+              help="Temporal stage after the network (default: the config's, else off; see "
+              "`rtderain run` and docs/temporal.md).")
 @click.option("--temporal-radius", type=click.IntRange(1, 8), default=None,
               help="Temporal neighbours (default 2).")
 @click.option("--overwrite", is_flag=True,
