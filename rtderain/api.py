@@ -215,6 +215,7 @@ class Derainer:
             queue_frames=queue_frames,
             encode=encode,
             temporal=self.settings.temporal,
+            overwrite=overwrite,
         )
         return derain_video(src, dst, engine, opts, progress)
 
@@ -222,7 +223,7 @@ class Derainer:
         """De-rain the image file ``src`` into ``dst`` (format from ``dst``'s suffix)."""
         src, dst = Path(src), Path(dst)
         _check_target(src, dst, overwrite)
-        write_image(dst, self(read_image(src)))
+        write_image(dst, self(read_image(src)), overwrite=overwrite)
 
     def folder(
         self,
@@ -253,14 +254,18 @@ class Derainer:
 
     def run(self, job: Job, *, overwrite: bool = False, progress: Progress | None = None,
             encode: EncodeOptions | None = None, queue_frames: int = 8) -> str:
-        """Run one planned job (:func:`rtderain.jobs.plan_jobs`); returns its summary line."""
+        """Run one planned job (:func:`rtderain.jobs.plan_jobs`); returns its summary line.
+
+        ``overwrite`` (or ``job.overwrite``) lets the output replace an existing file; without
+        it nothing is ever replaced, not even a file created at the output during the run."""
+        overwrite = overwrite or job.overwrite
         if job.kind == "video":
             enc = {f.name: getattr(encode, f.name) for f in fields(EncodeOptions)} if encode else {}
-            summary = self.video(job.source, job.target, overwrite=True, progress=progress,
+            summary = self.video(job.source, job.target, overwrite=overwrite, progress=progress,
                                  queue_frames=queue_frames, **enc)
             return summary.line()
         if job.kind == "image":
-            self.image(job.source, job.target, overwrite=True)
+            self.image(job.source, job.target, overwrite=overwrite)
             return f"{job.target}: 1 image"
         n = self.folder(job.source, job.target, overwrite=overwrite, progress=progress)
         return f"{job.target}: {n} images"

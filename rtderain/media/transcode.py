@@ -44,12 +44,15 @@ class PipelineOptions:
             or mode ``off``: every frame on its own. ``window`` holds ``radius`` frames of
             look-ahead (memory stays bounded), every frame is still written once, in
             order, with its own pts.
+        overwrite: the finished output may replace a file at the output path; without it
+            the final rename never replaces one (not even one created during the run).
     """
 
     batch: int = 1
     queue_frames: int = 8
     encode: EncodeOptions = EncodeOptions()
     temporal: TemporalSettings | None = None
+    overwrite: bool = False
 
 
 @dataclass
@@ -65,6 +68,7 @@ class Summary:
     engine: str
     colour: str
     temporal: str = "off"
+    truncated: int = 0  # frames missing from a truncated input (0: complete)
 
     @property
     def fps(self) -> float:
@@ -76,6 +80,7 @@ class Summary:
             f"{self.output}: {self.frames} frames in {self.seconds:.1f} s ({self.fps:.1f} fps), "
             f"{self.engine}, temporal {self.temporal}, {self.copied_streams} stream(s) copied, "
             f"{self.colour}{extra}"
+            + (f", truncated: about {self.truncated} frames missing" if self.truncated else "")
         )
 
 
@@ -236,6 +241,7 @@ def derain_video(
         engine=engine.description,
         colour=reader.colour.describe() if reader.colour else "unknown colour",
         temporal=describe_temporal(options.temporal),
+        truncated=reader.truncated,
     )
 
 
@@ -295,4 +301,5 @@ def _open_writer(
         colour=reader.colour,
         options=options.encode,
         copy_streams=reader.copy_streams,
+        overwrite=options.overwrite,
     )

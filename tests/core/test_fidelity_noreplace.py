@@ -80,3 +80,17 @@ def test_rename_noreplace_refuses_an_existing_file(tmp_path):
     dst.unlink()
     util.rename_noreplace(src, dst)
     assert dst.read_text() == "new" and not src.exists()
+
+
+def test_overwrite_replaces_an_existing_video_output(tmp_path):
+    """`--overwrite` on an existing output: the new result replaces it, nothing left beside."""
+    from tests.mediagen import probe, run_cli, write_video
+
+    src, dst = tmp_path / "in.mp4", tmp_path / "out.mp4"
+    write_video(src, frames=6)
+    dst.write_bytes(b"old")
+    res = run_cli(str(src), "-o", str(dst), "--overwrite", "--model", "mgid-rt", "--engine",
+                  "torch", "-q")
+    assert res.returncode == 0, res.stderr
+    assert probe(dst)["frames"] == 6
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "out.mp4"]

@@ -83,3 +83,14 @@ def test_cli_truncated_input_warns_and_exits_0(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "truncated" in result.stderr and "Traceback" not in result.stderr
     assert probe(out)["frames"] == _decodable(cut)
+
+
+def test_summary_line_reports_truncation():
+    from pathlib import Path
+
+    from rtderain.media.transcode import Summary
+
+    common = dict(input=Path("a.mp4"), output=Path("b.mp4"), frames=10, seconds=1.0,
+                  undecodable=0, copied_streams=0, engine="e", colour="c")
+    assert "truncated" not in Summary(**common).line()
+    assert "truncated: about 4 frames missing" in Summary(**common, truncated=4).line()
