@@ -114,7 +114,8 @@ class RayCluster:
         try:
             while pending or running:
                 while pending and len(running) < self.in_flight:
-                    task = replace(pending.pop(), threads=threads)
+                    task = pending.pop()
+                    task = replace(task, threads=task.threads or threads)
                     ref = self._remote.options(name=f"rtderain:{task.key}", **options).remote(task)
                     running[ref] = task
                     on_start(task, "ray")

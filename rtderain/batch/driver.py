@@ -49,6 +49,8 @@ class BatchOptions:
         engines_dir: the engine cache folder on every node (None: ``$RTDERAIN_ENGINES`` or
             the default, see ``docs/engines.md``).
         ray_timeout: seconds to wait for a ``HOST:PORT`` address to answer.
+        threads: inference threads per worker (None: ``cores // jobs`` in a pool, the
+            task's CPUs on Ray, the runtime's default for ``jobs=1``).
     """
 
     settings: RunSettings
@@ -63,6 +65,7 @@ class BatchOptions:
     report: Path | None = None
     engines_dir: str | None = None
     ray_timeout: float = 10.0
+    threads: int | None = None
 
 
 @dataclass
@@ -134,7 +137,7 @@ def run_batch(
         meta[item.key] = (source, digest)
         tasks.append(FileTask(str(item.source), str(item.target), item.key, options.settings,
                               encode, options.overwrite or journal.owns(item.key),
-                              None, options.engines_dir))
+                              options.threads, options.engines_dir))
     for res in by_key.values():
         emit("result", res)
     started_ray = False
@@ -187,7 +190,7 @@ def _executor(options: BatchOptions, n_tasks: int, emit: OnEvent) -> tuple[Any, 
     if jobs == 1:
         return InProcess(lambda t, done, total: emit("frames", {"key": t.key, "done": done,
                                                                 "total": total})), False
-    return ProcessPool(jobs, options.max_retries), False
+    return ProcessPool(jobs, options.max_retries, options.threads), False
 
 
 def _pre_failed(item: BatchItem, error: str, status: str = "failed") -> dict[str, Any]:

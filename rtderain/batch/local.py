@@ -62,9 +62,9 @@ def _init_pool_worker(threads: int) -> None:
 class ProcessPool:
     """Run the files in ``jobs`` processes, at most one file per process at a time."""
 
-    def __init__(self, jobs: int, max_retries: int = 2) -> None:
+    def __init__(self, jobs: int, max_retries: int = 2, threads: int | None = None) -> None:
         self.workers = jobs
-        self.threads = max(1, cores() // jobs)
+        self.threads = threads or max(1, cores() // jobs)
         self.max_retries = max_retries
 
     def _pool(self) -> ProcessPoolExecutor:

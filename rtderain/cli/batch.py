@@ -51,6 +51,9 @@ log = logging.getLogger(__name__)
 @click.option("-j", "--jobs", type=click.IntRange(1, 256), default=1, show_default=True,
               help="Files at once on this machine, each in its own process with cores/N "
               "inference threads (1: in this process).")
+@click.option("--threads", type=click.IntRange(1, 1024), default=None,
+              help="Inference threads per worker (default: cores/N with --jobs N, the task's "
+              "CPUs on Ray, the runtime's own with --jobs 1). 1 is fastest on a busy machine.")
 @click.option("--ray", "ray_address", default=None, metavar="ADDRESS",
               help="Run on a Ray cluster, one task per file: `local` (start one here), `auto` "
               "(the cluster this machine belongs to) or HOST:PORT. Needs rtderain[ray].")
@@ -73,8 +76,8 @@ log = logging.getLogger(__name__)
 @click.option("-q", "--quiet", is_flag=True, help="Only failures and the final error line.")
 def batch(inputs, out_dir, manifest, model, weights, config_path, engine, device, precision,
           batch, codec, crf, preset, pix_fmt, temporal, temporal_radius, overwrite, jobs,
-          ray_address, ray_cpus, cpus_per_task, gpus, max_retries, ray_timeout, engines_dir,
-          report, quiet) -> None:
+          threads, ray_address, ray_cpus, cpus_per_task, gpus, max_retries, ray_timeout,
+          engines_dir, report, quiet) -> None:
     """De-rain many videos: files, folders (recursive), glob patterns or a manifest.
 
     \b
@@ -115,7 +118,7 @@ def batch(inputs, out_dir, manifest, model, weights, config_path, engine, device
         settings=cfg, out_dir=Path(out_dir), overwrite=overwrite, jobs=jobs, ray=ray_address,
         ray_cpus=ray_cpus, cpus_per_task=cpus_per_task, gpus=gpus, max_retries=max_retries,
         report=Path(report) if report else None, engines_dir=engines_dir,
-        ray_timeout=ray_timeout)
+        ray_timeout=ray_timeout, threads=threads)
     display = _Display(len(items), quiet)
     try:
         result = run_batch(items, options, display.event)

@@ -77,7 +77,7 @@ def test_a_bad_file_does_not_stop_the_batch(make_clips, tmp_path, assert_complet
     (out).mkdir()
     (out / "c.mp4").write_bytes(b"someone else's file")
     proc = run_cli("batch", str(src), "--out-dir", str(out), "-m", "mgid-rt", "--engine",
-                   "torch", "--device", "cpu", "--temporal", "off", "-q")
+                   "torch", "--device", "cpu", "--temporal", "off", "--threads", "1", "-q")
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr
     lines = proc.stderr.strip().splitlines()
@@ -103,6 +103,9 @@ def test_cli_bad_input_is_one_line(tmp_path):
         f"rtderain: error: input {tmp_path / 'gone.mp4'}: input not found: "
         f"{tmp_path / 'gone.mp4'}"]
     assert not (tmp_path / "o").exists()
+    proc = run_cli("batch", str(tmp_path), "--out-dir", str(tmp_path / "o"), "--gpus", "1")
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == "rtderain: error: --gpus and --ray-cpus need --ray ADDRESS"
 
 
 @pytest.mark.slow
