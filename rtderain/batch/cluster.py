@@ -50,10 +50,13 @@ def connect(address: str, num_cpus: int | None = None, timeout: float = 10.0) ->
         if not host or not port.isdigit():
             raise RTDerainError(f"--ray {address!r}: expected local, auto or HOST:PORT")
         try:
-            socket.create_connection((host, int(port)), timeout=timeout).close()
+            grpc = _speaks_grpc(host, int(port), timeout)
         except OSError as exc:
             raise RTDerainError(f"Ray cluster at {address} is unreachable ({exc}; waited up to "
                                 f"{timeout:g} s); start it with `ray start --head`") from None
+        if not grpc:  # ray.init would wait for minutes on, say, a web server's port
+            raise RTDerainError(f"{address} answers but is not a Ray cluster (no gRPC server "
+                                f"there); give the head's GCS port (`ray start --head --port`)")
     if ray.is_initialized():  # this process already joined one (tests, notebooks)
         return False
     env = {k: os.environ[k] for k in _PASSED_ENV if os.environ.get(k)}
@@ -67,6 +70,24 @@ def connect(address: str, num_cpus: int | None = None, timeout: float = 10.0) ->
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise RTDerainError(f"cannot join the Ray cluster at {address}: {first}") from None
     return True
+
+
+def _speaks_grpc(host: str, port: int, timeout: float) -> bool:
+    """Whether ``host:port`` answers the HTTP/2 client preface with a SETTINGS frame, as
+    the gRPC server of Ray's GCS does (an HTTP/1 server, or silence, does not)."""
+    preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.sendall(preface)
+        head = b""
+        try:
+            while len(head) < 9:
+                chunk = sock.recv(9 - len(head))
+                if not chunk:
+                    break
+                head += chunk
+        except TimeoutError:
+            return False
+    return len(head) == 9 and head[3] == 0x04
 
 
 def check_resources(cpus: float, gpus: float) -> None:

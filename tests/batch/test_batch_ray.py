@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import threading
 
 import pytest
 
 from rtderain.batch import BatchOptions, plan_batch, run_batch
+from rtderain.batch.cluster import connect
 from rtderain.batch.journal import JOURNAL_NAME, REPORT_NAME, Journal
 from rtderain.batch.worker import CRASH_ENV
 from rtderain.errors import RTDerainError
@@ -55,6 +58,9 @@ def test_ray_batch_retries_a_dead_worker_and_resumes(cluster, make_clips, fast_s
     assert report["runner"] == "ray local" and report["totals"]["done"] == 3
     assert {f["copied_streams"] for f in report["files"]} == {1}
 
+    # The GCS port of a running cluster passes the address check (joined already: reused).
+    assert connect(ray.get_runtime_context().gcs_address, timeout=5) is False
+
     # A rerun resumes: nothing to do.
     again = run_batch(plan_batch([str(src)], out), options)
     assert {f["status"] for f in again.files} == {"skipped"}
@@ -79,3 +85,21 @@ def test_unreachable_address_is_one_line(make_clips, tmp_path):
     assert len(lines) == 1 and lines[0].startswith(
         "rtderain: error: Ray cluster at 127.0.0.1:9 is unreachable"), proc.stderr
     assert not (tmp_path / "out" / JOURNAL_NAME).exists()  # refused before any work
+
+
+def test_a_port_that_is_not_ray_is_refused_at_once():
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def answer() -> None:  # an HTTP/1 server: reads the request, replies 400, closes
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(1024)
+            conn.sendall(b"HTTP/1.0 400 Bad Request\r\n\r\n")
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    with pytest.raises(RTDerainError, match=f"127.0.0.1:{port} answers but is not a Ray"):
+        connect(f"127.0.0.1:{port}", timeout=5)
+    thread.join(5)
+    server.close()
