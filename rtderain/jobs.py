@@ -16,7 +16,7 @@ from rtderain.temporal import TemporalSettings
 
 # The temporal mode of files and frame folders by default (docs/temporal.md has the
 # measurements behind it); live sources are causal at most.
-FILE_DEFAULT = "off"
+FILE_DEFAULT = "window"
 
 
 @dataclass(frozen=True)

@@ -76,10 +76,10 @@ log = logging.getLogger(__name__)
     "--temporal",
     type=click.Choice(["off", "window", "causal"]),
     default=None,
-    help="Temporal stage after the network for videos and frame folders: off (default: "
-    "per frame; the stage still loses up to 0.6 dB on moving clips, docs/temporal.md), "
-    "window (aligned past and future frames replace rain the network left) or causal "
-    "(past frames only).",
+    help="Temporal stage after the network for videos and frame folders: window (default: "
+    "a still camera's static background from the frames around; elsewhere aligned "
+    "neighbours replace rain the network left; at or above per frame on static and "
+    "moving clips, docs/temporal.md), causal (past frames only) or off (per frame).",
 )
 @click.option(
     "--temporal-radius",

@@ -13,6 +13,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+PRESETS = {
+    "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
+    "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+    "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
+}
 MIN_FLOW_SIDE = 32  # the small grid keeps at least this many pixels on its short side
 
 
@@ -57,7 +62,7 @@ class PairAlignment:
 
     def bad_fraction(self) -> float:
         """Share of the small grid where ``b`` does not align onto ``a``."""
-        return 1.0 - float(self.ok_ab.mean())
+        return 1.0 - cv2.countNonZero(self.ok_ab) / self.ok_ab.size
 
 
 class Aligner:
@@ -75,6 +80,7 @@ class Aligner:
         fb_tol: float,
         photo_tol: float,
         photo_grad: float = 0.0,
+        preset: str = "ultrafast",
     ) -> None:
         self.height, self.width, self.factor = height, width, factor
         self.small_size = (max(1, width // factor), max(1, height // factor))  # (w, h)
@@ -83,7 +89,7 @@ class Aligner:
         self.fb_tol_small = fb_tol / factor
         self.photo_tol = photo_tol
         self.photo_grad = photo_grad
-        self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
+        self._dis = cv2.DISOpticalFlow_create(PRESETS[preset])
         self._grid_small = _grid(self.small_size[1], self.small_size[0])
         self._scale = np.float32([self.sx, self.sy])
         self._kernel = np.ones((3, 3), np.uint8)
@@ -98,7 +104,8 @@ class Aligner:
         pos = self._grid_small + f_ab
         # Forward-backward: following f_ab then f_ba should come back to the start.
         back = cv2.remap(f_ba, pos, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        fb = np.abs(f_ab + back).max(axis=2)
+        err = np.abs(f_ab + back)
+        fb = np.maximum(err[..., 0], err[..., 1])
         # Photometric: b warped onto a should look like a (area-averaged luma, 8-bit scale),
         # compared after a 3x3 erosion of both: that removes bright structures thinner than
         # 3 small pixels (left-over rain, which the median handles) and keeps shifted edges.
@@ -126,7 +133,10 @@ class Aligner:
         f_ab = self.flow(a, b)
         f_ba = self.flow(b, a)
         return PairAlignment(
-            f_ab, f_ba, self._trusted(a, b, f_ab, f_ba), self._trusted(b, a, f_ba, f_ab)
+            f_ab,
+            f_ba,
+            self._trusted(a, b, f_ab, f_ba),
+            self._trusted(b, a, f_ba, f_ab),
         )
 
     def coords(self, flow_small: np.ndarray) -> np.ndarray:

@@ -34,13 +34,15 @@ class Neighbour:
 
     ``derained``: its per-frame output ``(H, W, 3)``; ``rainy_luma``: luma of its rainy
     input ``(H, W)``; ``coords``: ``(H, W, 2)`` float32 (x, y) position in the neighbour of
-    every centre pixel; ``ok``: ``(H, W)`` uint8 0/1, where that position is trusted.
+    every centre pixel; ``ok``: ``(H, W)`` uint8 0/1, where that position is trusted;
+    ``side``: -1 past, +1 future (0: unknown).
     """
 
     derained: np.ndarray
     rainy_luma: np.ndarray
     coords: np.ndarray
     ok: np.ndarray
+    side: int = 0
 
 
 def trusted_median(values: np.ndarray, ok: np.ndarray) -> np.ndarray:
@@ -82,14 +84,31 @@ def rain_evidence(
     neighbours: Sequence[Neighbour],
     grad_weight: float,
     motion: np.ndarray | None = None,
+    both_sides: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(evidence, count)``: how far the rainy centre luma stands above the brightest
     trusted aligned rainy neighbour, minus ``grad_weight`` x the local (3x3 morphological)
     gradient of the de-rained centre, saturated at 0, same dtype; and the number of trusted
     neighbours per pixel, ``(H, W)`` uint8. ``motion`` (``(H, W)`` uint8, 0-255 = 0-1)
-    scales the gradient term per pixel: where nothing moves, alignment cannot err."""
+    scales the gradient term per pixel: where nothing moves, alignment cannot err.
+    ``both_sides``: where neighbours lie on both sides of the centre, a pixel counts only
+    where at least one past and one future neighbour are trusted (count 0 elsewhere)."""
     brightest = np.zeros_like(rainy_luma)
     count = np.zeros(rainy_luma.shape, np.uint8)
+    sides = {nb.side for nb in neighbours}
+    if both_sides and {-1, 1} <= sides:
+        past = [nb for nb in neighbours if nb.side < 0]
+        future = [nb for nb in neighbours if nb.side > 0]
+        # Either side with no trusted neighbour at a pixel zeroes the count there.
+        for group in (past, future):
+            seen = group[0].ok.copy()
+            for nb in group[1:]:
+                cv2.max(seen, nb.ok, dst=seen)
+            count = seen if group is past else cv2.min(count, seen)
+        both = count
+        count = np.zeros(rainy_luma.shape, np.uint8)
+    else:
+        both = None
     for nb in neighbours:
         warped = cv2.remap(
             nb.rainy_luma, nb.coords, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
@@ -103,6 +122,8 @@ def rain_evidence(
     else:
         margin = cv2.multiply(grad, motion.astype(grad.dtype), scale=grad_weight / 255.0)
     evidence = cv2.subtract(cv2.subtract(rainy_luma, brightest), margin)
+    if both is not None:
+        count = cv2.multiply(count, both)
     return evidence, count
 
 
@@ -117,6 +138,7 @@ def fuse(
     min_neighbours: int,
     streak_width: int,
     motion: np.ndarray | None = None,
+    both_sides: bool = False,
 ) -> np.ndarray:
     """Fused frame for one centre.
 
@@ -132,7 +154,7 @@ def fuse(
         streak_width: detected regions at least this wide (a ``streak_width`` square fits)
             are not rain but something that moved (occlusion): they keep the per-frame
             result, and so does a 1-pixel ring around them.
-        motion: see :func:`rain_evidence`.
+        motion, both_sides: see :func:`rain_evidence`.
     Returns:
         ``(H, W, 3)`` same dtype; ``centre`` itself when nothing is detected.
     """
@@ -140,7 +162,12 @@ def fuse(
         return centre
     rainy_luma = cv2.cvtColor(rainy, cv2.COLOR_RGB2GRAY)
     evidence, count = rain_evidence(
-        rainy_luma, cv2.cvtColor(centre, cv2.COLOR_RGB2GRAY), neighbours, grad_weight, motion
+        rainy_luma,
+        cv2.cvtColor(centre, cv2.COLOR_RGB2GRAY),
+        neighbours,
+        grad_weight,
+        motion,
+        both_sides,
     )
     mask = ((evidence > rain_lo) & (count >= min_neighbours)).astype(np.uint8)
     blobs = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((streak_width, streak_width), np.uint8))

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from rtderain.errors import ConfigError
 
 MODES = ("off", "window", "causal")
+PRESET_NAMES = ("ultrafast", "fast", "medium")
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,23 @@ class TemporalSettings:
         streak_width: rain is thin: detected regions at least this many pixels wide (a
             square of that side fits inside) are taken for moving objects or occlusions and
             keep the per-frame result.
+        flow_preset: OpenCV DIS preset, ``"ultrafast"``, ``"fast"`` or ``"medium"``.
+        both_sides: window mode: a pixel counts as rain only if trusted neighbours in the
+            past *and* in the future both say it is (an occlusion or a moving object covers
+            a pixel on one side of the centre only; rain is independent per frame).
+            Centres with neighbours on one side only (clip ends) use those.
+        still_shift: still-camera rule (``still.py``): the neighbours are split into two
+            groups (past / future) and the per-pixel minimum rainy luma of each is taken;
+            when those two agree on a global shift of at most this many pixels (phase
+            correlation), the camera is still and each pixel where the two minima agree
+            (static background) takes the per-channel minimum of all the rainy frames;
+            0 disables the rule.
+        still_tol: still rule: largest difference of the two group minima (8-bit levels)
+            at a static-background pixel.
+        still_blob: still rule: disagreeing specks thinner than this square are ignored
+            (rain falling on one pixel in every frame of a group); 1 = off.
+        still_guard: still rule: disagreement is dilated by a square of this side
+            (distrusts the edges of moving objects).
         cut_fraction: a new frame whose alignment to the previous one fails on more than
             this share of pixels is a scene cut (the window is reset).
     """
@@ -63,6 +81,12 @@ class TemporalSettings:
     motion_ref: float = 1.0
     min_neighbours: int = 2
     streak_width: int = 5
+    flow_preset: str = "ultrafast"
+    both_sides: bool = True
+    still_shift: float = 0.2
+    still_tol: float = 10.0
+    still_blob: int = 3
+    still_guard: int = 15
     cut_fraction: float = 0.6
 
     def __post_init__(self) -> None:
@@ -85,5 +109,19 @@ class TemporalSettings:
             raise ConfigError(f"temporal min_neighbours must be >= 1, got {self.min_neighbours}")
         if self.streak_width < 2:
             raise ConfigError(f"temporal streak_width must be >= 2, got {self.streak_width}")
+        if self.flow_preset not in PRESET_NAMES:
+            raise ConfigError(
+                f"temporal flow_preset {self.flow_preset!r} unknown; use one of {PRESET_NAMES}"
+            )
+        if self.still_shift < 0 or self.still_tol < 0:
+            raise ConfigError(
+                f"temporal still_shift/still_tol must be >= 0, got {self.still_shift}, "
+                f"{self.still_tol}"
+            )
+        if self.still_blob < 1 or self.still_guard < 1:
+            raise ConfigError(
+                f"temporal still_blob/still_guard must be >= 1, got {self.still_blob}, "
+                f"{self.still_guard}"
+            )
         if not 0 < self.cut_fraction <= 1:
             raise ConfigError(f"temporal cut_fraction must be in (0, 1], got {self.cut_fraction}")

@@ -20,6 +20,7 @@ from rtderain.errors import RTDerainError
 from rtderain.temporal.align import Aligner, PairAlignment, flow_factor, luma, small_grey
 from rtderain.temporal.fuse import Neighbour, fuse
 from rtderain.temporal.settings import TemporalSettings
+from rtderain.temporal.still import fuse_still
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +134,9 @@ class TemporalStage:
         shape = key[0]
         s = self.settings
         factor = flow_factor(shape[0], shape[1], s.flow_scale)
-        self._aligner = Aligner(shape[0], shape[1], factor, s.fb_tol, s.photo_tol, s.photo_grad)
+        self._aligner = Aligner(
+            shape[0], shape[1], factor, s.fb_tol, s.photo_tol, s.photo_grad, s.flow_preset
+        )
         self._key = key
         self._next = self._centre = 0
 
@@ -181,13 +184,29 @@ class TemporalStage:
         aligner = self._aligner
         assert aligner is not None
         centre = next(f for f in self._frames if f.index == index)
+        others = [
+            f
+            for f in self._frames
+            if f.index != index
+            and abs(f.index - index) <= s.radius
+            and (s.mode == "window" or f.index < index)
+        ]
+        k = _level(centre.derained)
+        if others and s.still_shift > 0:
+            fused = fuse_still(
+                centre.derained,
+                centre.rainy,
+                _groups(others, index),
+                tol=s.still_tol * k,
+                blob=s.still_blob,
+                guard=s.still_guard,
+                max_shift=s.still_shift,
+            )
+            if fused is not None:
+                return fused, centre.payload
         aligned = []
         motion = None
-        for other in self._frames:
-            if other.index == index or abs(other.index - index) > s.radius:
-                continue
-            if s.mode == "causal" and other.index > index:
-                continue
+        for other in others:
             flow, ok = self._alignment(index, other.index)
             if ok.any():
                 moved = aligner.motion(flow, s.motion_ref)
@@ -198,9 +217,9 @@ class TemporalStage:
                         other.rainy_luma,
                         aligner.coords(flow),
                         aligner.upsample_mask(ok),
+                        1 if other.index > index else -1,
                     )
                 )
-        k = _level(centre.derained)
         fused = fuse(
             centre.derained,
             centre.rainy,
@@ -211,6 +230,7 @@ class TemporalStage:
             min_neighbours=s.min_neighbours,
             streak_width=s.streak_width,
             motion=None if motion is None else aligner.upsample_mask(motion),
+            both_sides=s.both_sides and s.mode == "window",
         )
         return fused, centre.payload
 
@@ -219,6 +239,17 @@ class TemporalStage:
             gone = self._frames.popleft().index
             for key in [k for k in self._pairs if gone in k]:
                 del self._pairs[key]
+
+
+def _groups(others: list[_Frame], index: int) -> list[list[tuple[np.ndarray, np.ndarray]]]:
+    """Two disjoint neighbour groups for the still rule: past and future (window), or
+    alternate frames when one side is empty (causal, clip ends); ``(rainy, rainy_luma)``."""
+    past = [f for f in others if f.index < index]
+    future = [f for f in others if f.index > index]
+    if not past or not future:
+        ordered = sorted(others, key=lambda f: abs(f.index - index))
+        past, future = ordered[0::2], ordered[1::2]
+    return [[(f.rainy, f.rainy_luma) for f in group] for group in (past, future)]
 
 
 def _level(frame: np.ndarray) -> float:

@@ -230,3 +230,44 @@ def test_trusted_median_ignores_untrusted() -> None:
             assert np.isnan(got[i]).all()
         else:
             np.testing.assert_allclose(got[i], np.median(kept, axis=0))
+
+
+@pytest.mark.parametrize("mode", ["window", "causal"])
+def test_static_clip_flow_rule_alone_removes_rain(mode: str) -> None:
+    """With the still-camera rule off, the flow-based detector alone still helps."""
+    rng = np.random.default_rng(5)
+    back = _background(rng)
+    rainy, derained = _clip(rng, [back] * 12)
+    out = _run(TemporalStage(mode, radius=2, still_shift=0.0), rainy, derained)
+    clean = _u8(back)
+    per_frame = np.mean([_mse(d, clean) for d in derained])
+    fused = np.mean([_mse(f, clean) for f, _ in out])
+    assert fused < per_frame, (fused, per_frame)
+
+
+def test_still_rule_declines_a_panning_camera() -> None:
+    """A camera that pans (a few px per frame) is not taken for still: ``fuse_still`` says
+    ``None`` and the flow path runs; the result is no worse than per frame."""
+    import cv2
+
+    from rtderain.temporal.still import fuse_still
+
+    rng = np.random.default_rng(6)
+    wide = _background(rng, H, W + 40)
+    backs = [wide[:, 3 * t : 3 * t + W] for t in range(10)]
+    rainy, derained = _clip(rng, backs)
+    lumas = [cv2.cvtColor(r, cv2.COLOR_RGB2GRAY) for r in rainy]
+    groups = [[(rainy[i], lumas[i]) for i in (2, 3)], [(rainy[i], lumas[i]) for i in (5, 6)]]
+    got = fuse_still(derained[4], rainy[4], groups, tol=20, blob=5, guard=9, max_shift=0.2)
+    assert got is None
+    out = _run(TemporalStage("window", radius=2), rainy, derained)
+    for (fused, _), d, b in zip(out, derained, backs, strict=True):
+        assert _mse(fused, _u8(b)) <= 1.05 * _mse(d, _u8(b)) + 1.0
+
+
+def test_still_settings_are_checked() -> None:
+    with pytest.raises(ConfigError, match="still_blob"):
+        TemporalSettings("window", still_blob=0)
+    with pytest.raises(ConfigError, match="flow_preset"):
+        TemporalSettings("window", flow_preset="slow")
+    assert TemporalSettings("causal", radius=3).radius == 3
