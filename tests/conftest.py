@@ -13,6 +13,9 @@ from tests.mediagen import SHARED_DATA
 # Engines built during the tests go to a throw-away cache, never the repository's engines/.
 # Set at import so CLI subprocesses inherit it; tests of the cache itself override it.
 os.environ.setdefault("RTDERAIN_ENGINES", tempfile.mkdtemp(prefix="rtderain-test-engines-"))
+# Precision auto's int8 trial (a quantisation per new shape) is tested in
+# tests/engines/test_int8.py; elsewhere it would only make every new shape slower to build.
+os.environ["RTDERAIN_AUTO_INT8"] = "0"
 
 
 @pytest.fixture

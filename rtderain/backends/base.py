@@ -105,6 +105,12 @@ class EngineBuildError(RTDerainError):
     forced ``--engine`` reports it. Any other exception is a bug and propagates."""
 
 
+class BuildRejected(EngineBuildError):
+    """The build worked but its result is refused by a check of ours (an int8 graph over
+    its quality bound). The engine cache remembers the verdict for the same key, so later
+    runs skip straight to the next choice instead of building again."""
+
+
 @contextlib.contextmanager
 def runtime_errors(backend: str, what: str) -> Iterator[None]:
     """Turn an exception raised inside a runtime's own call into :class:`EngineBuildError`.

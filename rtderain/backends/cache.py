@@ -37,7 +37,7 @@ except ImportError:  # pragma: no cover - Windows
 import torch
 
 from rtderain import __version__, util
-from rtderain.backends.base import BuildSpec
+from rtderain.backends.base import BuildRejected, BuildSpec
 
 log = logging.getLogger(__name__)
 
@@ -193,6 +193,7 @@ class EngineCache:
         self.root.mkdir(parents=True, exist_ok=True)
         artifact, sidecar = self.paths(key, suffix)
         with _locked(self.root / f".{key.stem()}.lock"):
+            self._raise_if_rejected(key)
             problem = self.problem(key, suffix)
             if problem is None:
                 try:
@@ -202,8 +203,34 @@ class EngineCache:
                     problem = f"artifact {artifact.name} failed to load ({exc})".splitlines()[0]
             if problem != "missing":
                 log.warning("engine cache: %s; rebuilding", problem)
-            self._build(key, artifact, sidecar, build)
+            try:
+                self._build(key, artifact, sidecar, build)
+            except BuildRejected as exc:
+                self._remember_rejection(key, str(exc))
+                raise
             return load(artifact)
+
+    def rejection_path(self, key: ArtifactKey) -> Path:
+        """Where the verdict of a :class:`BuildRejected` build of ``key`` is kept."""
+        return self.root / f"{key.stem()}.rejected.json"
+
+    def _raise_if_rejected(self, key: ArtifactKey) -> None:
+        path = self.rejection_path(key)
+        try:
+            meta = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return  # none (or unreadable: build again)
+        expected = json.loads(json.dumps(key.to_dict(), default=str))
+        if isinstance(meta, dict) and meta.get("key") == expected:
+            raise BuildRejected(f"{meta.get('reason', 'rejected')} (remembered in {path}; "
+                                "delete it to try again)")
+
+    def _remember_rejection(self, key: ArtifactKey, reason: str) -> None:
+        meta = {"format": SIDECAR_FORMAT, "key": key.to_dict(), "reason": reason,
+                "rejected_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        with contextlib.suppress(OSError):  # a read-only cache only forgets the verdict
+            _write_atomic(self.rejection_path(key),
+                          lambda p: p.write_text(json.dumps(meta, indent=2, default=str) + "\n"))
 
     def _build(
         self, key: ArtifactKey, artifact: Path, sidecar: Path, build: Callable[[Path], None]

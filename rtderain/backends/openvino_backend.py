@@ -1,4 +1,5 @@
-"""OpenVINO backend (CPU): fp32, or bf16/fp16 inference precision where the CPU has it.
+"""OpenVINO backend (CPU): fp32, bf16/fp16 inference precision where the CPU has it, and
+int8 (NNCF post-training quantisation, held to a quality bound: :mod:`.int8`).
 
 The artifact is OpenVINO's own compiled-model blob (``CompiledModel.export_model``), which
 already holds the precision and threading decisions, so loading it skips conversion and
@@ -7,7 +8,9 @@ compilation. ``openvino`` is imported only here.
 Reduced precision needs hardware support: OpenVINO lists it in the CPU's
 ``OPTIMIZATION_CAPABILITIES`` (``BF16`` with AVX-512 BF16 or AMX, ``FP16`` with AVX-512 FP16
 or ARM fp16). On a CPU without it the hint is silently ignored and fp32 runs, so this
-backend refuses ``bf16``/``fp16`` there with that reason instead of pretending.
+backend refuses ``bf16``/``fp16`` there with that reason instead of pretending. An int8
+graph runs its quantised layers in int8 and the rest at bf16 where the CPU has it, else
+fp32.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import numpy as np
 import torch
 
 from rtderain.backends.base import BackendUnavailable, BuildSpec, runtime_errors
+from rtderain.backends.int8 import Int8Settings
 from rtderain.models.export import export_program
 from rtderain.models.mgid import MGID
 
@@ -41,12 +45,15 @@ class OpenVinoSettings:
     cores, right for a video pipeline feeding batches in order; ``THROUGHPUT`` runs several
     parallel streams and needs many requests in flight. ``num_threads`` = 0 uses every
     core; lower it to leave a core for decode/encode. ``num_streams`` = 0 lets the hint
-    decide.
+    decide. ``int8`` holds how int8 graphs are calibrated and checked; ``int8_auto``: the
+    int8 graph must also be faster than the float one (set for precision ``auto``).
     """
 
     performance_hint: str = "LATENCY"
     num_threads: int = 0
     num_streams: int = 0
+    int8: Int8Settings = Int8Settings()
+    int8_auto: bool = False
 
 
 def _import_ov() -> Any:
@@ -114,6 +121,8 @@ class OpenVinoBackend:
         self.settings = settings or OpenVinoSettings()
 
     def _config(self, precision: str) -> dict[str, str]:
+        if precision == "int8":  # the layers left in floating point
+            precision = "bf16" if "BF16" in cpu_capabilities() else "fp32"
         cfg = {
             "INFERENCE_PRECISION_HINT": _HINTS[precision],
             "PERFORMANCE_HINT": self.settings.performance_hint,
@@ -135,11 +144,24 @@ class OpenVinoBackend:
                     f"openvino: this CPU has no {_CAPS[precision]} inference "
                     f"(OPTIMIZATION_CAPABILITIES: {', '.join(caps)})"
                 )
+        elif precision == "int8":
+            from rtderain.backends.int8 import _import_nncf
+
+            _import_nncf()
+            if "INT8" not in cpu_capabilities():
+                raise BackendUnavailable("openvino: this CPU has no INT8 inference")
         elif precision != "fp32":
             raise BackendUnavailable(f"openvino: unknown precision {precision!r}")
 
     def versions(self) -> dict[str, str]:
-        return {"openvino": _import_ov().__version__, "torch": torch.__version__}
+        found = {"openvino": _import_ov().__version__, "torch": torch.__version__}
+        try:
+            import nncf  # the int8 graphs depend on it (its version is part of their key)
+
+            found["nncf"] = nncf.__version__
+        except ImportError:
+            pass
+        return found
 
     def settings_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self.settings)
@@ -153,10 +175,29 @@ class OpenVinoBackend:
                 warnings.simplefilter("ignore", FutureWarning)  # torch pytree notices
                 converted = ov.convert_model(program)
             converted.reshape(list(spec.input_shape))  # static shape: the fastest kernels
-            compiled = ov.Core().compile_model(converted, "CPU", self._config(spec.precision))
+            core = ov.Core()
+            config = self._config(spec.precision)
+            if spec.precision == "int8":
+                converted = self._quantize(core, converted, spec, config)
+            compiled = core.compile_model(converted, "CPU", config)
             buf = io.BytesIO()
             compiled.export_model(buf)
         path.write_bytes(buf.getvalue())
+
+    def _quantize(self, core: Any, converted: Any, spec: BuildSpec, config: dict) -> Any:
+        from rtderain.backends.int8 import quantize
+
+        model, _ = quantize(
+            converted,
+            lambda m: core.compile_model(m, "CPU", config),
+            spec.batch,
+            spec.height,
+            spec.width,
+            self.settings.int8,
+            io=spec.io,
+            require_faster=self.settings.int8_auto,
+        )
+        return model
 
     def load(self, model: MGID, spec: BuildSpec, path: Path | None) -> OpenVinoEngine:
         ov = _import_ov()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,13 @@ FALLBACK: dict[str, tuple[str, ...]] = {
     "cuda": ("tensorrt", "onnxruntime", "torch"),
 }
 
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("fp32", "bf16", "fp16", "int8")
+# Precision auto tries these (backend, precision) first where the backend is a candidate:
+# kept only if the build's own check passes (int8: within its quality bound and faster).
+# The trial is one build per model, shape and machine, its verdict cached; $RTDERAIN_AUTO_INT8=0
+# skips it (the test suite does, except the int8 tests).
+AUTO_FIRST: dict[str, tuple[tuple[str, str], ...]] = {"cpu": (("openvino", "int8"),)}
+AUTO_INT8_ENV = "RTDERAIN_AUTO_INT8"
 
 
 def get_backend(name: str, settings: Any = None) -> Any:
@@ -222,6 +229,17 @@ class CachedEngine:
         return run_fixed_batch(engine.infer_frames, frames, self.batch)
 
 
+def _auto_settings(name: str, given: Any, optional: bool) -> Any:
+    """The backend settings for one try: precision auto's int8 try must also be faster."""
+    if not optional or name != "openvino":
+        return given
+    import dataclasses
+
+    from rtderain.backends.openvino_backend import OpenVinoSettings
+
+    return dataclasses.replace(given or OpenVinoSettings(), int8_auto=True)
+
+
 def _padded(size: tuple[int, int], multiple: int) -> tuple[int, int]:
     h, w = size
     return util.padded_size(h, w, multiple)
@@ -261,9 +279,15 @@ def create_engine(
     cache = EngineCache(engines_dir)
     settings = settings or {}
     tried: list[str] = []
-    for name in candidates(engine, dev):
+    names = candidates(engine, dev)
+    plan = [(name, prec, False) for name in names]
+    if precision == "auto" and size is not None and os.environ.get(AUTO_INT8_ENV) != "0":
+        # (size None: a lazy build could not fall back)
+        first = [(n, p, True) for n, p in AUTO_FIRST.get(dev.type, ()) if n in names]
+        plan = first + plan
+    for name, prec, optional in plan:
         try:
-            backend = get_backend(name, settings.get(name))
+            backend = get_backend(name, _auto_settings(name, settings.get(name), optional))
             backend.check(dev, prec)
             if backend.static:
                 result: Any = CachedEngine(backend, model, dev, prec, batch, cache)
@@ -273,6 +297,9 @@ def create_engine(
                 spec = BuildSpec(model.config.name, "", batch, 0, 0, prec, str(dev))
                 result = backend.load(model, spec, None)
         except (BackendUnavailable, EngineBuildError) as exc:
+            if optional:  # precision auto's first try: never fatal, never a warning
+                log.info("engine %s %s not used: %s", name, prec, exc)
+                continue
             if engine != "auto":
                 raise RTDerainError(f"--engine {engine} cannot run: {exc}") from exc
             tried.append(str(exc))
@@ -287,7 +314,9 @@ def create_engine(
             f"first available for {dev.type} in {' > '.join(FALLBACK.get(dev.type, ()))}"
         )
         if precision == "auto":
-            why += "; precision auto: " + _precision_reason(prec, dev)
+            why += "; precision auto: " + (
+                "int8 within its quality bound and faster" if optional
+                else _precision_reason(prec, dev))
         if tried:
             why += f"; skipped: {'; '.join(tried)}"
         result.selection = f"{name} {prec} on {dev} ({why})"

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import click
 
+from rtderain.cli.lazy import PRECISION_CHOICES
+
 log = logging.getLogger(__name__)
 
 
@@ -31,7 +33,7 @@ log = logging.getLogger(__name__)
               help="auto (default), torch, onnxruntime, openvino, tensorrt.")
 @click.option("--device", default=None, help="cpu, cuda, cuda:N or auto (default; cuda with "
               "--gpus).")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default=None,
+@click.option("--precision", type=click.Choice(PRECISION_CHOICES), default=None,
               help="Inference precision (default auto).")
 @click.option("-b", "--batch", type=click.IntRange(1, 256), default=None,
               help="Frames per inference call (default 4).")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from rtderain.cli.lazy import PRECISION_CHOICES
 from rtderain.util import parse_size
 
 
@@ -15,7 +16,7 @@ from rtderain.util import parse_size
 @click.option("--batch", default=1, show_default=True, type=click.IntRange(1),
               help="Frames per inference call.")
 @click.option("--precision", default="auto", show_default=True,
-              type=click.Choice(["auto", "fp32", "bf16", "fp16"]))
+              type=click.Choice(PRECISION_CHOICES))
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
 @click.option("--model", "model_name", default="mgid-rt", show_default=True,
               help="Registered model name.")

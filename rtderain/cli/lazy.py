@@ -6,6 +6,13 @@ import importlib
 
 import click
 
+# --precision of every command that runs a network (rtderain.backends.registry.PRECISIONS,
+# without importing torch for --help; tests/core/test_cli.py keeps the two equal).
+PRECISION_CHOICES = ("auto", "fp32", "bf16", "fp16", "int8")
+PRECISION_HELP = ("Inference precision: auto (default: int8 where its OpenVINO graph is "
+                  "within 0.15 dB of float and faster, else bf16 with native bf16, fp16 on "
+                  "CUDA, else fp32), fp32, bf16, fp16, int8 (OpenVINO, NNCF).")
+
 
 class LazyGroup(click.Group):
     """``lazy`` maps command name -> ``"module:attribute"`` of a click command."""

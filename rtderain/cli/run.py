@@ -9,6 +9,8 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
+from rtderain.cli.lazy import PRECISION_CHOICES, PRECISION_HELP
+
 log = logging.getLogger(__name__)
 
 
@@ -48,9 +50,9 @@ log = logging.getLogger(__name__)
 @click.option("--device", default=None, help="cpu, cuda, cuda:N or auto (default).")
 @click.option(
     "--precision",
-    type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
+    type=click.Choice(PRECISION_CHOICES),
     default=None,
-    help="Inference precision (default auto).",
+    help=PRECISION_HELP,
 )
 @click.option(
     "-b",

@@ -8,6 +8,7 @@ import threading
 
 import click
 
+from rtderain.cli.lazy import PRECISION_CHOICES
 from rtderain.errors import RTDerainError
 from rtderain.util import parse_size
 
@@ -93,7 +94,7 @@ def _load_config(ctx: click.Context, _param: click.Parameter, path: str | None) 
 @click.option("--engine", default="auto", show_default=True,
               help="Backend: auto, torch, onnxruntime, openvino, tensorrt.")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
+@click.option("--precision", type=click.Choice(PRECISION_CHOICES),
               default="auto", show_default=True, help="Inference precision.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="CPU threads for inference (default: the backend's; 1 is often best "

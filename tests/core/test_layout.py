@@ -144,3 +144,10 @@ def test_cli_metric_names_are_the_library_ones():
     from rtderain.evaluation.metrics import METRICS
 
     assert CLI_METRICS == METRICS
+
+
+def test_cli_precision_choices_are_the_registry_ones():
+    from rtderain.backends.registry import PRECISIONS
+    from rtderain.cli.lazy import PRECISION_CHOICES
+
+    assert PRECISION_CHOICES == ("auto", *PRECISIONS)

@@ -22,8 +22,9 @@ from .conftest import FRAME_KINDS, frames_of, psnr, random_frames, shared_engine
 
 CPU = torch.device("cpu")
 CPU_BACKENDS = list(FALLBACK["cpu"])  # the registry's CPU list: a new backend is tested
-REDUCED = [(b, p) for b in CPU_BACKENDS for p in PRECISIONS if p != "fp32"]
-U8_CASES = [(b, p) for b in CPU_BACKENDS if get_backend(b).frames_io for p in PRECISIONS]
+FLOAT_PRECISIONS = [p for p in PRECISIONS if p != "int8"]  # int8: tests/engines/test_int8.py
+REDUCED = [(b, p) for b in CPU_BACKENDS for p in FLOAT_PRECISIONS if p != "fp32"]
+U8_CASES = [(b, p) for b in CPU_BACKENDS if get_backend(b).frames_io for p in FLOAT_PRECISIONS]
 
 
 def _engine(model, name, precision, tmp_path_factory):
