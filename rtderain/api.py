@@ -51,7 +51,7 @@ class Derainer:
         engine: ``auto`` (fastest available for the device) or a backend name from
             :func:`list_engines`. A named engine that cannot run is an error, not a fallback.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
-        precision: ``auto``, ``fp32``, ``bf16`` or ``fp16``.
+        precision: ``auto``, ``fp32``, ``bf16``, ``fp16`` or ``int8`` (OpenVINO).
         batch: frames per inference call for :meth:`frames` and :meth:`video`
             (throughput only: the network is one frame in, one frame out).
         temporal: the temporal stage after the network for streams, videos and frame

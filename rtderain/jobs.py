@@ -28,7 +28,7 @@ class RunSettings:
         weights: checkpoint path; None = the model's shipped weights.
         engine: backend name or ``auto``.
         device: ``cpu``, ``cuda[:N]`` or ``auto``.
-        precision: ``fp32``, ``bf16``, ``fp16`` or ``auto``.
+        precision: ``fp32``, ``bf16``, ``fp16``, ``int8`` or ``auto``.
         batch: frames per inference call.
         queue_frames: capacity of each frame queue.
         encode: encoder settings.

@@ -262,7 +262,7 @@ def create_engine(
         model: the network (eval mode).
         engine: backend name or ``auto``.
         device: ``cpu``, ``cuda[:N]`` or ``auto``.
-        precision: ``fp32``, ``bf16``, ``fp16`` or ``auto``.
+        precision: ``fp32``, ``bf16``, ``fp16``, ``int8`` or ``auto``.
         size: frame (H, W) (padded up to the model's multiple here); given, static-shape
             backends build now (the graph 8-bit video runs, ``default_io``), so a failing
             build falls back right away. ``None``: they build on the first frame.
