@@ -21,6 +21,7 @@ import av
 import numpy as np
 
 from rtderain import util
+from rtderain.config import check_range
 from rtderain.errors import MediaError
 from rtderain.media.colour import ColourInfo, hdr_params, rgb_to_frame
 
@@ -62,6 +63,9 @@ class EncodeOptions:
     preset: str | None = "fast"
     pix_fmt: str | None = None
     options: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_range("crf", self.crf, 0, 63, optional=True)
 
     @property
     def encoder(self) -> str:
