@@ -30,7 +30,7 @@ from rtderain.media.batching import derain_frames
 from rtderain.media.images import check_images, list_images, read_image, write_image
 from rtderain.media.reader import VideoReader
 from rtderain.media.transcode import PipelineOptions, Summary, derain_video
-from rtderain.media.writer import EncodeOptions, check_encoder
+from rtderain.media.writer import EncodeOptions, check_container
 from rtderain.models.checkpoint import load_model
 from rtderain.temporal import TemporalSettings, TemporalStage
 from rtderain.util import padded_size
@@ -205,7 +205,7 @@ class Derainer:
         src, dst = Path(src), Path(dst)
         _check_target(src, dst, overwrite)
         encode = _encode_options(encode_options)
-        check_encoder(encode)
+        check_container(encode, dst)
         probe = VideoReader(src)
         size = (probe.height, probe.width)
         probe.close()

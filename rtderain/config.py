@@ -8,6 +8,7 @@ overrides are applied with :func:`apply_overrides` before building.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import types
@@ -53,6 +54,12 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {exc.start} is {exc.object[exc.start]:#04x})"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: invalid YAML: {exc}".splitlines()[0]) from None
     if data is None:
@@ -93,7 +100,11 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping, got {value!r}")
-        return dict(value)
+        key_tp, value_tp = typing.get_args(tp) or (Any, Any)
+        return {
+            _convert(key_tp, k, f"{where} key {k!r}"): _convert(value_tp, v, f"{where}.{k}")
+            for k, v in value.items()
+        }
     if tp is float:
         # Numbers, and strings of numbers: YAML 1.1 reads "1e-4" (no dot) as a string.
         if isinstance(value, (int, float, str)) and not isinstance(value, bool):
@@ -110,10 +121,14 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
 
 
 def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
-    """Build dataclass ``cls`` from ``data``; unknown keys and wrong types are errors."""
+    """Build dataclass ``cls`` from ``data``; unknown keys, wrong types and values a
+    dataclass refuses (its ``__post_init__`` raising :class:`ConfigError`) are errors."""
+    if not isinstance(data, dict):
+        got = "null" if data is None else repr(data)
+        raise ConfigError(f"{where}: expected a mapping of settings, got {got}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(data) - set(fields))
+    unknown = sorted(set(data) - set(fields), key=str)
     if unknown:
         raise ConfigError(
             f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(fields))})"
@@ -121,8 +136,21 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
     kwargs = {k: _convert(hints[k], v, f"{where}.{k}") for k, v in data.items()}
     try:
         return cls(**kwargs)
-    except TypeError as exc:
+    except (TypeError, ConfigError) as exc:
         raise ConfigError(f"{where}: {exc}") from None
+
+
+def check_range(
+    name: str, value: float | None, low: float, high: float = math.inf, *, optional: bool = False
+) -> None:
+    """A setting's ``__post_init__`` check: ``low <= value <= high`` (NaN never is), or
+    None when ``optional``; else a :class:`ConfigError` naming ``name`` and the value
+    (:func:`from_dict` adds where it came from)."""
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        bounds = f">= {low}" if high == math.inf else f"in {low}..{high}"
+        raise ConfigError(f"{name}={value!r} is out of range (must be {bounds})")
 
 
 def to_dict(obj: Any) -> dict[str, Any]:

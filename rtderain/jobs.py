@@ -7,8 +7,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rtderain.config import from_dict, load_yaml
-from rtderain.errors import MediaError, RTDerainError
+from rtderain.config import check_range, from_dict, load_yaml
+from rtderain.errors import ConfigError, MediaError, RTDerainError
 from rtderain.media.images import IMAGE_SUFFIXES, check_images, is_image, list_images
 from rtderain.media.reader import VideoReader
 from rtderain.media.writer import EncodeOptions
@@ -46,13 +46,29 @@ class RunSettings:
     encode: EncodeOptions = field(default_factory=EncodeOptions)
     temporal: TemporalSettings = field(default_factory=lambda: TemporalSettings(FILE_DEFAULT))
 
+    def __post_init__(self) -> None:
+        check_range("batch", self.batch, 1, 256)
+        check_range("queue_frames", self.queue_frames, 1, 1024)  # 0 would be unbounded
+
+
+# The sections a config file for `run` may hold beside `run:` (`rtderain stream` reads its own).
+SECTIONS = ("run", "stream")
+
 
 def load_run_settings(path: str | Path | None) -> RunSettings:
-    """The ``run:`` section of the YAML file ``path`` (or the whole file); defaults if None."""
+    """The ``run:`` section of the YAML file ``path`` (or the whole file); defaults if None.
+    Beside ``run:`` only the sections of :data:`SECTIONS` may appear."""
     if path is None:
         return RunSettings()
     data = load_yaml(path)
-    return from_dict(RunSettings, data.get("run", data), where=f"{path}: run")
+    if "run" not in data:
+        return from_dict(RunSettings, data, where=f"{path}: run")
+    unknown = sorted(set(data) - set(SECTIONS), key=str)
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown top-level key {unknown[0]!r} (known: {', '.join(SECTIONS)})"
+        )
+    return from_dict(RunSettings, data["run"], where=f"{path}: run")
 
 
 @dataclass(frozen=True)

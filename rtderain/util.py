@@ -57,6 +57,17 @@ def atomic_write(
         tmp.unlink(missing_ok=True)
 
 
+def check_creatable(path: str | Path, what: str) -> None:
+    """``path`` (a folder) exists and is writable, or can be created: else one line naming
+    ``what`` (the setting it came from) and the ancestor in the way."""
+    path = existing = Path(path)
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        why = "is not a folder" if not existing.is_dir() else "is not writable"
+        raise RTDerainError(f"{what}: cannot create {path}: {existing} {why}")
+
+
 def kept_name(path: str | Path) -> Path:
     """Where a finished result goes when ``path`` appeared during the run:
     ``NAME.rtderain-PID.ext`` beside it (visible, never cleaned up automatically)."""

@@ -22,7 +22,7 @@ from rtderain.batch.local import InProcess, ProcessPool, cores
 from rtderain.batch.worker import FileTask
 from rtderain.errors import RTDerainError
 from rtderain.jobs import RunSettings
-from rtderain.media.writer import EncodeOptions, check_encoder
+from rtderain.media.writer import EncodeOptions, check_container
 from rtderain.util import atomic_write_text, machine_info
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ class BatchResult:
 def file_encode(settings: RunSettings, item: BatchItem) -> dict[str, Any]:
     """The file's encoder options: the run's, with the manifest's per-file values."""
     enc = replace(settings.encode, **item.options)
-    check_encoder(enc)
+    check_container(enc, item.target)
     return {f.name: getattr(enc, f.name) for f in fields(EncodeOptions)}
 
 

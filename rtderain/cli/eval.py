@@ -129,6 +129,7 @@ def eval_command(
     for name, value in (("--crop", crop), ("--skip-first", skip_first), ("--skip-last", skip_last)):
         if value < 0:
             raise RTDerainError(f"{name} must be >= 0, got {value}")
+    report.check_outputs(json_path, csv_path, plot_path)  # before any scoring
     results: list[SequenceResult] = []
     if methods or dataset:
         if pred or gt:

@@ -127,7 +127,7 @@ def run(
       rtderain frames/ -o clean_frames/
     """
     from rtderain.jobs import load_run_settings, plan_jobs
-    from rtderain.media.writer import check_encoder
+    from rtderain.media.writer import check_container
 
     cfg = load_run_settings(config_path)
     enc = cfg.encode
@@ -154,8 +154,9 @@ def run(
         ),
     )
     jobs = plan_jobs(inputs, output, out_dir, overwrite)
-    if any(job.kind == "video" for job in jobs):
-        check_encoder(cfg.encode)  # an unknown codec fails before any work starts
+    for job in jobs:  # an unknown codec, or one the container cannot hold: before any work
+        if job.kind == "video":
+            check_container(cfg.encode, job.target)
     if out_dir:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
     from rtderain.api import Derainer  # heavy imports (torch) only when there is work

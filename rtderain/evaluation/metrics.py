@@ -118,11 +118,18 @@ def ssim(
 
     11x11 Gaussian window, sigma 1.5, K1=0.01, K2=0.03, population covariance, mean over the
     'valid' area (scikit-image crops 5 px per side). ``channel="rgb"`` averages the three
-    channels. Inputs as in :func:`psnr`.
+    channels. Inputs as in :func:`psnr`; images must be at least 11x11 after ``crop`` (a
+    smaller window would be another metric, so none is substituted).
     """
     from skimage.metrics import structural_similarity
 
     a, b = _planes(pred, gt, channel, crop)
+    if min(a.shape[:2]) < 11:  # skimage would raise deep inside; the window must fit
+        raise RTDerainError(
+            f"SSIM needs images of at least 11x11 pixels (its 11x11 window), got "
+            f"{a.shape[1]}x{a.shape[0]}" + (f" after --crop {crop}" if crop else "")
+            + "; leave it out with --metrics psnr"
+        )
     kwargs = dict(
         data_range=data_range, gaussian_weights=True, sigma=1.5, use_sample_covariance=False
     )

@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -79,10 +80,23 @@ def table(
 
 
 def _out_path(path: str | Path) -> Path:
+    """``path`` if a report can be written there: its folder exists and is writable and it
+    is not a folder itself (callers check before any scoring)."""
     path = Path(path)
     if not path.parent.is_dir():
-        raise RTDerainError(f"output folder does not exist: {path.parent}")
+        raise RTDerainError(f"output folder does not exist: {path.parent} (for {path})")
+    if not os.access(path.parent, os.W_OK):
+        raise RTDerainError(f"output folder is not writable: {path.parent} (for {path})")
+    if path.is_dir():
+        raise RTDerainError(f"output {path} is a folder; give a file name")
     return path
+
+
+def check_outputs(*paths: str | Path | None) -> None:
+    """Refuse, before any work, a report path that cannot be written (see ``_out_path``)."""
+    for path in paths:
+        if path:
+            _out_path(path)
 
 
 def write_json(

@@ -26,7 +26,7 @@ from rtderain.backends.base import Engine
 from rtderain.errors import MediaError
 from rtderain.media.batching import derain_frames
 from rtderain.media.reader import DecodedFrame, VideoReader
-from rtderain.media.writer import EncodeOptions, VideoWriter, check_encoder
+from rtderain.media.writer import EncodeOptions, VideoWriter, check_container
 from rtderain.temporal import TemporalSettings, TemporalStage
 
 log = logging.getLogger(__name__)
@@ -131,7 +131,7 @@ def derain_video(
     Raises:
         MediaError: unreadable input, no video stream, nothing decodable, write failure.
     """
-    check_encoder(options.encode)
+    check_container(options.encode, output_path)
     start = time.perf_counter()
     reader = VideoReader(input_path)
     stop = threading.Event()

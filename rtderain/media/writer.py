@@ -9,6 +9,7 @@ copied as packets from their input streams (``add_stream_from_template``).
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import re
@@ -21,6 +22,7 @@ import av
 import numpy as np
 
 from rtderain import util
+from rtderain.config import check_range
 from rtderain.errors import MediaError
 from rtderain.media.colour import ColourInfo, hdr_params, rgb_to_frame
 
@@ -63,6 +65,9 @@ class EncodeOptions:
     pix_fmt: str | None = None
     options: dict[str, str] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        check_range("crf", self.crf, 0, 63, optional=True)
+
     @property
     def encoder(self) -> str:
         return CODEC_ALIASES.get(self.codec, self.codec)
@@ -70,13 +75,63 @@ class EncodeOptions:
 
 def check_encoder(options: EncodeOptions) -> av.Codec:
     """The encoder for ``options``; an unknown or non-video codec is a clear error."""
-    try:
-        codec = av.Codec(options.encoder, "w")
-    except Exception:
-        raise MediaError(f"unknown video encoder {options.codec!r}") from None
+    codec = _find_encoder(options.encoder)
+    if codec is None:
+        raise MediaError(f"unknown video encoder {options.codec!r}")
     if codec.type != "video":
         raise MediaError(f"{options.codec!r} is not a video encoder")
     return codec
+
+
+# Encoders a refusal suggests, in this order, where this FFmpeg has them and the container
+# takes them.
+_SUGGESTED = ("h264", "hevc", "vp9", "av1", "ffv1")
+
+
+def check_container(options: EncodeOptions, path: str | Path) -> av.Codec:
+    """:func:`check_encoder`, and that the container of ``path`` (from its extension) can
+    hold that encoder's video (libx264 cannot go in ``.webm``): else a :class:`MediaError`
+    naming the encoders that fit. Writes nothing; run it before any work."""
+    codec = check_encoder(options)
+    path = Path(path)
+    takes = _container_takes(path, codec.name)
+    if takes is None:
+        raise MediaError(f"{path}: no container format for the extension {path.suffix!r} "
+                         "(use .mp4, .mkv, .mov, .webm, ...)")
+    if not takes:
+        fits = [name for name in _SUGGESTED if _find_encoder(CODEC_ALIASES.get(name, name))
+                and _container_takes(path, CODEC_ALIASES.get(name, name))]
+        hint = f"use --codec {' or '.join(fits)}, or" if fits else "use"
+        raise MediaError(
+            f"{path}: a {path.suffix} file cannot hold {options.codec} video ({codec.name}); "
+            f"{hint} another container (.mp4, .mkv)"
+        )
+    return codec
+
+
+def _find_encoder(name: str) -> av.Codec | None:
+    try:
+        return av.Codec(name, "w")
+    except Exception:  # PyAV raises several types for an unknown codec
+        return None
+
+
+def _container_takes(path: Path, encoder: str) -> bool | None:
+    """Whether the muxer for ``path``'s extension accepts ``encoder`` (PyAV's own check in
+    ``add_stream``, on an in-memory container); None: no muxer for that extension."""
+    buf = io.BytesIO()
+    buf.name = path.name
+    try:
+        container = av.open(buf, mode="w")
+    except (av.FFmpegError, ValueError):
+        return None
+    try:
+        container.add_stream(encoder)
+    except ValueError:
+        return False
+    finally:
+        container.close()
+    return True
 
 
 def choose_pix_fmt(
@@ -182,7 +237,7 @@ class VideoWriter:
         self.colour = colour
         self.frames = 0
         self.muxed = 0  # video packets in the file so far (frames, once encoded)
-        codec = check_encoder(options)
+        codec = check_container(options, self.path)
         self.pix_fmt = choose_pix_fmt(codec, options, colour, width, height)
         try:
             self.container = av.open(str(self.tmp_path), mode="w")
@@ -274,10 +329,15 @@ class VideoWriter:
             raise MediaError(f"cannot write {self.path}: {exc}".splitlines()[0]) from None
 
     def close(self) -> None:
-        """Flush the encoder, close the file and rename it into place."""
+        """Flush the encoder, close the file (the trailer: an mp4's index) and rename it
+        into place. A write error on the way (disk full) removes the temporary file and is
+        a :class:`MediaError`: nothing appears at ``path``."""
         try:
             self._mux(self.stream.encode(None))
             self.container.close()
+        except (OSError, av.FFmpegError) as exc:
+            self.abort()
+            raise MediaError(f"cannot finish {self.path}: {exc}".splitlines()[0]) from None
         except BaseException:
             self.abort()
             raise

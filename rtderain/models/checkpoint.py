@@ -72,6 +72,15 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
             f"{path}: checkpoint version {payload.get('version')} is not supported "
             f"(this rtderain reads version {VERSION})"
         )
+    for key in ("model", "state_dict"):
+        if not isinstance(payload.get(key), dict):
+            got = "missing" if key not in payload else f"a {type(payload[key]).__name__}"
+            raise RTDerainError(f"{path}: damaged checkpoint: {key!r} is {got}, not a mapping")
+    bad = next((k for k, v in payload["state_dict"].items() if not torch.is_tensor(v)), None)
+    if bad is not None:
+        raise RTDerainError(f"{path}: damaged checkpoint: state_dict entry {bad!r} is not a tensor")
+    if not isinstance(payload.setdefault("meta", {}), dict):
+        raise RTDerainError(f"{path}: damaged checkpoint: 'meta' is not a mapping")
     return payload
 
 
@@ -115,7 +124,14 @@ def load_model(
         # Allowed (a trained variant), but say so: the file's own config wins.
         log.info("%s: %s differs from the registered config in %s", weights, cfg.name, diff)
     model = MGID(cfg)
-    result = model.load_state_dict(payload["state_dict"], strict=False)
+    try:
+        result = model.load_state_dict(payload["state_dict"], strict=False)
+    except RuntimeError as exc:  # a tensor of the wrong shape
+        lines = str(exc).splitlines()  # "Error(s) in loading ...:", then one line a tensor
+        reason = (lines[1] if len(lines) > 1 else lines[0] if lines else "").strip()
+        raise RTDerainError(
+            f"{weights}: state dict does not fit model {cfg.name!r} ({reason})"
+        ) from None
     if result.missing_keys or result.unexpected_keys:
         bad = (result.missing_keys or result.unexpected_keys)[0]
         raise RTDerainError(

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rtderain.config import check_range
 from rtderain.models.memory import RainMemory
 
 
@@ -46,6 +47,14 @@ class ModelConfig:
     norm: Literal["none", "batch"] = "none"
     rain_activation: Literal["none", "tanh"] = "none"
     memory_seed: int = 0
+
+    def __post_init__(self) -> None:
+        # Bounds far beyond any useful network, so a typo or a crafted file cannot ask for
+        # gigabytes of weights.
+        check_range("channels", self.channels, 1, 512)
+        check_range("memory_items", self.memory_items, 1, 1024)
+        check_range("levels", self.levels, 1, 6)
+        check_range("space_to_depth", self.space_to_depth, 1, 8)
 
     @property
     def multiple(self) -> int:

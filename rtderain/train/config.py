@@ -5,11 +5,14 @@ Unknown keys are errors; ``--set section.key=value`` overrides apply before pars
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rtderain.config import apply_overrides, from_dict, load_yaml
+from rtderain.config import apply_overrides, check_range, from_dict, load_yaml
+from rtderain.errors import ConfigError
 from rtderain.train.losses import LossWeights
 
 
@@ -54,6 +57,18 @@ class DataConfig:
     augment_flip: bool = False
     augment_rotate_deg: float = 0.0
 
+    def __post_init__(self) -> None:
+        check_range("crop", self.crop, 1, 4096)
+        check_range("batch", self.batch, 1, 1024)
+        check_range("frames_per_clip", self.frames_per_clip, 2, 100_000)  # pairs need 2
+        check_range("quantile", self.quantile, 0.0, 1.0)
+        check_range("cache_frames_max_gb", self.cache_frames_max_gb, 0.0, optional=True)
+        check_range("augment_rotate_deg", self.augment_rotate_deg, 0.0, 90.0)
+        for weight in self.root_weights:
+            check_range("root_weights[]", weight, 0)
+        if self.root_weights and not any(self.root_weights):
+            raise ConfigError(f"root_weights={list(self.root_weights)}: all are 0")
+
 
 @dataclass(frozen=True)
 class OptimConfig:
@@ -77,6 +92,18 @@ class OptimConfig:
     time_budget_min: float | None = None
     grad_clip: float | None = 1.0
     ema: float = 0.0
+
+    def __post_init__(self) -> None:
+        check_range("lr", self.lr, 1e-12, 10.0)
+        check_range("min_lr", self.min_lr, 0.0, self.lr)
+        for beta in self.betas:
+            check_range("betas[]", beta, 0.0, 0.999999)
+        check_range("weight_decay", self.weight_decay, 0.0)
+        check_range("warmup", self.warmup, 0)
+        check_range("steps", self.steps, 1)
+        check_range("time_budget_min", self.time_budget_min, 1e-6, optional=True)
+        check_range("grad_clip", self.grad_clip, 1e-12, optional=True)
+        check_range("ema", self.ema, 0.0, 0.999999)
 
 
 @dataclass(frozen=True)
@@ -104,6 +131,12 @@ class ValConfig:
     max_side: int = 0
     targets: dict[str, float] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        check_range("every_steps", self.every_steps, 0)
+        check_range("every_min", self.every_min, 0.0)
+        check_range("frames", self.frames, 0)
+        check_range("max_side", self.max_side, 0)
+
 
 @dataclass(frozen=True)
 class RunConfig:
@@ -121,6 +154,15 @@ class RunConfig:
     # network and memory items are loaded; optimiser, schedule and step start afresh.
     # Ignored by --resume when last.pt exists (the run continues where it was).
     init: str = ""
+
+    def __post_init__(self) -> None:
+        check_range("threads", self.threads, 0, 1024)
+        check_range("log_every", self.log_every, 1)
+        check_range("ckpt_every_min", self.ckpt_every_min, 0.0)
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
+            raise ConfigError(f"device={self.device!r} is not auto, cpu, cuda or cuda:N")
+        if not self.name or "/" in self.name or self.name in (".", ".."):
+            raise ConfigError(f"name={self.name!r} must be a plain folder name")
 
 
 @dataclass(frozen=True)
@@ -143,3 +185,15 @@ def load_train_config(
     raw = load_yaml(path) if path else {}
     raw = apply_overrides(raw, overrides)
     return from_dict(TrainConfig, raw, where=str(path or "train config")), raw
+
+
+def lr_at(cfg: TrainConfig, step: int, train_seconds: float) -> float:
+    """Warm-up then cosine from ``optim.lr`` to ``optim.min_lr`` (see OptimConfig)."""
+    o = cfg.optim
+    if o.warmup and step < o.warmup:
+        return o.lr * (step + 1) / o.warmup
+    progress = step / max(o.steps, 1)
+    if o.time_budget_min:
+        progress = max(progress, train_seconds / (60.0 * o.time_budget_min))
+    progress = min(max(progress, 0.0), 1.0)
+    return o.min_lr + 0.5 * (o.lr - o.min_lr) * (1 + math.cos(math.pi * progress))

@@ -72,6 +72,20 @@ def _read_video(path: Path) -> np.ndarray:
     return np.stack(frames)
 
 
+def _frame_size(clip: Path | list[Path]) -> tuple[int, int]:
+    """(height, width) of a clip's frames, from a video's header or its first frame."""
+    if isinstance(clip, Path):
+        import av  # heavy import only when a video clip is used
+
+        try:
+            with av.open(str(clip)) as container:
+                cc = container.streams.video[0].codec_context
+                return cc.height, cc.width
+        except (av.FFmpegError, IndexError):
+            raise RTDerainError(f"video clip {clip} cannot be read") from None
+    return _read_frames(clip[:1]).shape[1:3]
+
+
 def _read_frames(paths: list[Path]) -> np.ndarray:
     out = []
     for p in paths:
@@ -214,6 +228,22 @@ class ClipDataset(Dataset):
         self._frames: dict[str, np.ndarray] = {}  # keyed by clip path (roots may repeat)
         self._pseudo: dict[str, np.ndarray] = {}
         log.info("clip dataset: %d clips from %s", len(self.clips), roots)
+        self._check_crop_fits()
+
+    def _check_crop_fits(self) -> None:
+        """Refuse a crop larger than every clip before any clip is decoded: a smaller clip
+        is upscaled to the crop, which for a crop far above every clip is gigabytes. Reads
+        one frame's size per clip until one fits (usually the first)."""
+        best = (0, 0)
+        for clip in {str(c if isinstance(c, Path) else c[0]): c for c in self.clips}.values():
+            size = _frame_size(clip)
+            if min(size) >= self.crop:
+                return
+            best = max(best, size, key=min)
+        raise RTDerainError(
+            f"data.crop={self.crop} is larger than every clip (the largest is "
+            f"{best[1]}x{best[0]}); use a crop of at most {min(best)}"
+        )
 
     def __len__(self) -> int:
         return len(self.clips) * self.repeats

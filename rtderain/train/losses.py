@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
+from rtderain.config import check_range
+
 
 @dataclass(frozen=True)
 class LossWeights:
@@ -34,6 +36,12 @@ class LossWeights:
     pseudo: float = 0.0
     bsw_groups: int = 4
     bsw_low: int = 2
+
+    def __post_init__(self) -> None:
+        for name in ("background", "cross", "self", "bsw", "pseudo"):
+            check_range(name, getattr(self, name), 0.0)
+        check_range("bsw_groups", self.bsw_groups, 1, 64)
+        check_range("bsw_low", self.bsw_low, 0, self.bsw_groups)
 
 
 def background_consistency(b_w: torch.Tensor, b_v: torch.Tensor) -> torch.Tensor:

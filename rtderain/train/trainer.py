@@ -5,11 +5,13 @@ Outputs in ``<run.out_dir>/<run.name>/``: ``config.yaml`` (the effective config)
 (full training state, written atomically every ``ckpt_every_min``; ``--resume`` continues
 from it), ``best.pt`` (model-only, best validation score) and ``final.pt``; with
 ``optim.ema`` those two hold the weight average. While a file ``PAUSE`` exists in that
-folder the run holds between steps (not counted as training time).
+folder the run holds between steps (not counted as training time). SIGTERM or SIGINT stops
+within seconds with ``last.pt`` written: reading data and validating are cut short.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import json
@@ -19,6 +21,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,17 +29,23 @@ import torch
 import yaml
 from torch import nn
 
+from rtderain import util
+from rtderain.config import from_dict
 from rtderain.errors import RTDerainError
 from rtderain.models import build_model, get_config
 from rtderain.models.checkpoint import read_checkpoint, save_checkpoint
-from rtderain.models.mgid import MGID
+from rtderain.models.mgid import MGID, ModelConfig
 from rtderain.train import distributed as D
-from rtderain.train.config import TrainConfig
+from rtderain.train.config import TrainConfig, lr_at
 from rtderain.train.data import ClipDataset
 from rtderain.train.losses import siamese_losses
 from rtderain.train.validate import evaluate_pairs, paired_frames
 
 log = logging.getLogger(__name__)
+
+
+class _Stopped(Exception):
+    """A stop signal cut short work that changes no training state (see ``_abandonable``)."""
 
 
 class TrainGraph(nn.Module):
@@ -48,18 +57,6 @@ class TrainGraph(nn.Module):
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.net.forward_train(x)
-
-
-def lr_at(cfg: TrainConfig, step: int, train_seconds: float) -> float:
-    """Warm-up then cosine from ``optim.lr`` to ``optim.min_lr`` (see OptimConfig)."""
-    o = cfg.optim
-    if o.warmup and step < o.warmup:
-        return o.lr * (step + 1) / o.warmup
-    progress = step / max(o.steps, 1)
-    if o.time_budget_min:
-        progress = max(progress, train_seconds / (60.0 * o.time_budget_min))
-    progress = min(max(progress, 0.0), 1.0)
-    return o.min_lr + 0.5 * (o.lr - o.min_lr) * (1 + math.cos(math.pi * progress))
 
 
 def _device(name: str) -> torch.device:
@@ -77,6 +74,9 @@ class Trainer:
                  command: str = "") -> None:
         self.cfg, self.raw, self.command = cfg, raw, command
         self.out = Path(cfg.run.out_dir) / cfg.run.name
+        util.check_creatable(self.out, "run.out_dir")  # before data or memory
+        mcfg = from_dict(ModelConfig, {**dataclasses.asdict(get_config(cfg.model)),
+                                       **cfg.model_overrides}, where="model_overrides")
         if cfg.run.threads:
             torch.set_num_threads(cfg.run.threads)
         self.device = _device(cfg.run.device)
@@ -86,7 +86,6 @@ class Trainer:
             self.device = torch.device("cuda", local)
         self.distributed = D.init_from_env(str(self.device))
         self.rank, self.world = D.world()
-        mcfg = dataclasses.replace(get_config(cfg.model), **cfg.model_overrides)
         if cfg.data.crop % mcfg.multiple:
             raise RTDerainError(
                 f"data.crop={cfg.data.crop} is not a multiple of {mcfg.multiple} ({cfg.model})"
@@ -120,8 +119,9 @@ class Trainer:
         torch.manual_seed(cfg.run.seed * 1000 + 1 + self.rank)  # per-rank data stream
         if resume:
             self._resume()
-        self._stop = False
+        self._stop = self._abandon_now = False
         self._val_step = -1
+        self._losses: dict[str, float] = {}  # the last logged means
 
     # -- state -------------------------------------------------------------------------------
     def _init_from(self, path: str) -> None:
@@ -249,7 +249,8 @@ class Trainer:
         cfg = self.cfg
         for g in self.opt.param_groups:
             g["lr"] = lr_at(cfg, self.step, self.train_seconds)
-        batch = self._batch()
+        with self._abandonable():
+            batch = self._batch()
         frames = batch["frames"]
         n = frames.shape[0]
         i_w, i_v = frames[:, 0], frames[:, 1]
@@ -269,12 +270,25 @@ class Trainer:
         return {k: float(v.detach()) for k, v in terms.items()}
 
     def _request_stop(self, signum: int, _frame: Any) -> None:
-        log.warning("signal %d: stopping after this step", signum)
+        log.warning("signal %d: stopping", signum)
         self._stop = True
+        if self._abandon_now:  # reading data or validating: drop it, keep the last step
+            raise _Stopped
+
+    @contextlib.contextmanager
+    def _abandonable(self) -> Iterator[None]:
+        """Work a stop signal may cut short (reading and caching clips, validation): it
+        changes no training state. Not under DDP (the ranks stop between steps together)."""
+        if self._stop:
+            raise _Stopped
+        self._abandon_now = not self.distributed
+        try:
+            yield
+        finally:
+            self._abandon_now = False
 
     def run(self) -> Path:
         """Train; returns the folder holding the checkpoints."""
-        cfg = self.cfg
         if self.rank == 0:
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / "config.yaml").write_text(
@@ -283,15 +297,27 @@ class Trainer:
             fh = logging.FileHandler(self.out / "train.log")
             fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
             logging.getLogger("rtderain").addHandler(fh)
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, self._request_stop)
+        previous = {sig: signal.signal(sig, self._request_stop)
+                    for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            return self._train()
+        except _Stopped:
+            self.save_last(self._losses)
+            log.warning("stopped at step %d; resume with --resume", self.step)
+            return self.out
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _train(self) -> Path:
+        cfg = self.cfg
         log.info("training %s (%s) on %s, world %d, from step %d", cfg.model, self.out,
                  self.device, self.world, self.step)
         acc: dict[str, float] = {}
         n_acc = 0
         last_ckpt = last_val = time.monotonic()
         budget = 60.0 * cfg.optim.time_budget_min if cfg.optim.time_budget_min else math.inf
-        losses: dict[str, float] = {}
+        losses = self._losses
         while self.step < cfg.optim.steps and self.train_seconds < budget:
             self._wait_while_paused()
             t0 = time.monotonic()
@@ -301,7 +327,7 @@ class Trainer:
                 acc[k] = acc.get(k, 0.0) + v
             n_acc += 1
             if self.step % cfg.run.log_every == 0 or self.step == cfg.optim.steps:
-                losses = {k: round(v / n_acc, 6) for k, v in acc.items()}
+                losses = self._losses = {k: round(v / n_acc, 6) for k, v in acc.items()}
                 self._log({"step": self.step, "lr": self.opt.param_groups[0]["lr"],
                            "train_min": round(self.train_seconds / 60, 2), **losses})
                 log.info("step %d %s", self.step, losses)
@@ -313,13 +339,11 @@ class Trainer:
             ):
                 self._validate_and_keep(losses)
                 last_val = time.monotonic()
-            stop = self._stop_everywhere()
-            if stop or time.monotonic() - last_ckpt >= 60 * cfg.run.ckpt_every_min:
+            if self._stop_everywhere():
+                raise _Stopped
+            if time.monotonic() - last_ckpt >= 60 * cfg.run.ckpt_every_min:
                 self.save_last(losses)
                 last_ckpt = time.monotonic()
-            if stop:
-                log.warning("stopped at step %d; resume with --resume", self.step)
-                return self.out
         self._validate_and_keep(losses)
         self.save_last(losses)
         spread = D.rank_spread(self.model.memory.items)
@@ -354,7 +378,8 @@ class Trainer:
             return
         self._val_step = self.step
         if self.rank == 0:
-            res = self.validate()
+            with self._abandonable():
+                res = self.validate()
             self._log({"step": self.step, "val": res})
             log.info("validation at step %d: %s", self.step, res)
             if res["score"] > self.best:

@@ -159,6 +159,67 @@ def test_unknown_codec(tmp_path):
     _assert_clean_failure(run_cli(str(src), "-o", str(out), "--codec", "nosuch"), out, "nosuch")
 
 
+def test_webm_output_with_the_default_codec_is_refused_before_any_work(tmp_path):
+    src, out = tmp_path / "in.mp4", tmp_path / "out.webm"
+    write_video(src, frames=3)
+    result = run_cli(str(src), "-o", str(out), "--model", "mgid-rt")
+    _assert_clean_failure(result, out, "a .webm file cannot hold h264 video (libx264)")
+    assert "--codec vp9" in result.stderr  # this FFmpeg has libvpx-vp9
+    assert "engine for" not in result.stderr  # refused before the model was loaded
+    result = run_cli(str(src), "-o", str(out), "--model", "mgid-rt", "--codec", "vp9", "-q",
+                     "--temporal", "off")
+    assert result.returncode == 0, result.stderr
+    assert probe(out)["frames"] == 3
+
+
+def test_unknown_output_extension_is_refused_before_any_work(tmp_path):
+    src, out = tmp_path / "in.mp4", tmp_path / "out.xyz"
+    write_video(src, frames=3)
+    result = run_cli(str(src), "-o", str(out), "--model", "mgid-rt")
+    _assert_clean_failure(result, out, "no container format for the extension '.xyz'")
+    assert "engine for" not in result.stderr
+
+
+def test_disk_full_while_the_mp4_index_is_written(tmp_path, monkeypatch, capsys):
+    """ENOSPC when the trailer (the mp4's moov index) is written at close: one line, exit 1,
+    nothing under the requested name and no temporary file left."""
+    import errno
+
+    import av
+
+    import rtderain.cli as cli
+
+    src, out = tmp_path / "in.mp4", tmp_path / "out.mp4"
+    write_video(src, frames=4)
+    real_open = av.open
+
+    class FullDisk:
+        def __init__(self, container):
+            self._container = container
+
+        def __getattr__(self, name):
+            return getattr(self._container, name)
+
+        def close(self):
+            self._container.close()
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    def open_(file, mode="r", **kwargs):
+        container = real_open(file, mode, **kwargs)
+        return FullDisk(container) if mode == "w" and isinstance(file, str) else container
+
+    monkeypatch.setattr(av, "open", open_)
+    monkeypatch.setattr(cli, "install_signal_handlers", lambda: None)
+    monkeypatch.setattr(sys, "argv", ["rtderain", str(src), "-o", str(out), "-m", "mgid-rt",
+                                      "-q", "--temporal", "off"])
+    with pytest.raises(SystemExit) as info:
+        cli.main()
+    assert info.value.code == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == [f"rtderain: error: cannot finish {out}: [Errno 28] No space left on device"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
 def test_unknown_model(tmp_path):
     src, out = tmp_path / "in.mp4", tmp_path / "out.mp4"
     write_video(src, frames=3)

@@ -89,6 +89,52 @@ def test_bad_checkpoints_are_refused(tmp_path):
         load_model(weights=tmp_path / "missing.pt")
 
 
+def _crafted(tmp_path, edit):
+    """A checkpoint of mgid-rt with its payload changed by ``edit(payload)``."""
+    path = tmp_path / "crafted.pt"
+    save_checkpoint(build_model("mgid-rt"), path)
+    payload = torch.load(path, weights_only=True)
+    edit(payload)
+    torch.save(payload, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("edit", "needle"),
+    [
+        (lambda p: p.update(model=None), "'model' is a NoneType, not a mapping"),
+        (lambda p: p.pop("model"), "'model' is missing"),
+        (lambda p: p.pop("state_dict"), "'state_dict' is missing"),
+        (lambda p: p.update(state_dict=list(p["state_dict"].values())), "'state_dict' is a list"),
+        (lambda p: p["state_dict"].update({"head.weight": [1.0]}), "'head.weight' is not a tensor"),
+        (lambda p: p["state_dict"].update({"head.weight": torch.zeros(3)}),
+         "size mismatch for head.weight"),
+        (lambda p: p["model"].update(channels=10**7), "channels=10000000 is out of range"),
+        (lambda p: p["model"].update(colour="red"), "unknown key 'colour'"),
+        (lambda p: p.update(meta=[1]), "'meta' is not a mapping"),
+    ],
+)
+def test_crafted_checkpoints_are_one_line_naming_the_file(tmp_path, edit, needle):
+    path = _crafted(tmp_path, edit)
+    with pytest.raises(RTDerainError) as info:
+        load_model(weights=path)
+    message = str(info.value)
+    assert needle in message and str(path) in message and "\n" not in message
+
+
+def test_crafted_checkpoint_on_the_command_line_is_one_line(tmp_path):
+    from tests.mediagen import run_cli, write_video
+
+    src, out = tmp_path / "in.mp4", tmp_path / "out.mp4"
+    write_video(src, frames=2)
+    path = _crafted(tmp_path, lambda p: p.update(state_dict=[1, 2]))
+    result = run_cli(str(src), "-o", str(out), "--weights", str(path), "-q")
+    assert result.returncode == 1 and not out.exists()
+    assert result.stderr.strip().splitlines() == [
+        f"rtderain: error: {path}: damaged checkpoint: 'state_dict' is a list, not a mapping"
+    ]
+
+
 def test_build_is_deterministic_and_leaves_global_rng_alone():
     torch.manual_seed(123)
     expected_next = torch.rand(1)

@@ -194,3 +194,37 @@ def test_temporal_metrics_rank_a_flickering_output_below_a_stable_one(tmp_path, 
     res = _invoke("--method", "identity", "--dataset", tmp_path / "ds", "--metrics", "psnr",
                   "--no-temporal-metrics")
     assert res.exit_code == 0 and "warp err" not in res.output
+
+
+@pytest.mark.parametrize("option", ["--json", "--csv", "--plot"])
+def test_report_into_a_missing_or_blocked_folder_is_refused_before_scoring(
+    tmp_path, monkeypatch, option
+):
+    import rtderain.evaluation.scoring as scoring
+
+    p, g = _folder(tmp_path / "pred", _frames(2, 1)), _folder(tmp_path / "gt", _frames(2, 2))
+
+    def no_scoring(*args, **kwargs):
+        raise AssertionError("scored before the report path was checked")
+
+    monkeypatch.setattr(scoring, "score_frames", no_scoring)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    for target, needle in ((tmp_path / "nope" / "s.out", "output folder does not exist"),
+                           (blocker / "s.out", "output folder does not exist")):
+        res = _invoke(p, g, option, target)
+        assert isinstance(res.exception, RTDerainError), res.output
+        assert needle in str(res.exception) and str(target) in str(res.exception)
+
+
+@pytest.mark.parametrize("side", [5, 10])
+def test_images_smaller_than_the_ssim_window_are_one_line(tmp_path, side):
+    p = _folder(tmp_path / "pred", _frames(1, 1, side, side))
+    g = _folder(tmp_path / "gt", _frames(1, 2, side, side))
+    result = run_cli("eval", str(p), str(g), "--metrics", "psnr,ssim")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"rtderain: error: SSIM needs images of at least 11x11 pixels (its 11x11 window), "
+        f"got {side}x{side}; leave it out with --metrics psnr"
+    ]
+    assert run_cli("eval", str(p), str(g), "--metrics", "psnr").returncode == 0
