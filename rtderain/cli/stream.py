@@ -9,7 +9,7 @@ import threading
 import click
 
 from rtderain.errors import RTDerainError
-from rtderain.util import parse_size
+from rtderain.util import parse_size, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +177,7 @@ def stream(source, model, weights, engine, device, precision, threads, temporal,
       rtderain stream rtsp://cam/live --stream-out udp://239.0.0.1:5000
       rtderain stream rainy.mp4 --realtime --duration 20      (measure latency and fps)
     """
-    from rtderain.live.capture import SourceOptions, classify, redact
+    from rtderain.live.capture import SourceOptions, classify
     from rtderain.live.session import LiveOptions, make_reader, run_live
     from rtderain.live.sinks import RecordingSink, StreamSink, WindowSink
     from rtderain.live.stats import LiveStats
@@ -220,7 +220,8 @@ def stream(source, model, weights, engine, device, precision, threads, temporal,
         if serve:
             from rtderain.live.server import ServeSink
 
-            sink = ServeSink(serve, lambda: stats.snapshot().as_dict(), source_label=redact(source))
+            sink = ServeSink(serve, lambda: stats.snapshot().as_dict(),
+                             source_label=redact_url(source))
             sinks.append(sink)
             if not quiet:
                 click.echo(f"live view: {sink.url}", err=True)
@@ -247,7 +248,7 @@ def stream(source, model, weights, engine, device, precision, threads, temporal,
             sink.close()
         raise
     if not quiet:
-        click.echo(f"rtderain stream: {redact(source)} with {eng.description}, "
+        click.echo(f"rtderain stream: {redact_url(source)} with {eng.description}, "
                    f"temporal {temporal}", err=True)
 
     def on_stats(snap) -> None:
