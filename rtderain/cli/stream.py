@@ -123,7 +123,11 @@ def _load_config(ctx: click.Context, _param: click.Parameter, path: str | None) 
 @click.option("--side-by-side", is_flag=True, help="With --show: input | de-rained.")
 @click.option("--serve", default=None, metavar="HOST:PORT",
               help="Serve a web page with the live de-rained and raw views and stats "
-                   "(e.g. 127.0.0.1:8080).")
+                   "(e.g. 127.0.0.1:8080). A bind that is not loopback needs a token: one is "
+                   "generated and printed with the URL unless --serve-token is given.")
+@click.option("--serve-token", default=None, metavar="TOKEN", envvar="RTDERAIN_SERVE_TOKEN",
+              help="The token --serve requires (?token=, cookie or 'Authorization: Bearer'); "
+                   "also $RTDERAIN_SERVE_TOKEN.")
 @click.option("--max-latency", type=click.FloatRange(min=0, min_open=True), default=None,
               metavar="SECONDS", help="Drop frames that would come out later than this after "
                                       "capture (counted as dropped).")
@@ -155,7 +159,8 @@ def _load_config(ctx: click.Context, _param: click.Parameter, path: str | None) 
 @click.option("-q", "--quiet", is_flag=True, help="No status lines and no summary.")
 def stream(source, model, weights, engine, device, precision, threads, temporal,
            temporal_radius, realtime, loop, record,
-           overwrite, codec, crf, preset, stream_out, show, side_by_side, serve, max_latency,
+           overwrite, codec, crf, preset, stream_out, show, side_by_side, serve, serve_token,
+           max_latency,
            duration, max_frames, input_options, no_low_latency, open_timeout, stall_timeout,
            reconnect_delay, reconnect_max_delay, max_reconnects, capture_size, capture_fps,
            stats_interval, quiet) -> None:
@@ -173,7 +178,7 @@ def stream(source, model, weights, engine, device, precision, threads, temporal,
     \b
     Examples:
       rtderain stream 0 --show --side-by-side
-      rtderain stream rtsp://cam.local/stream1 --record clean.mp4 --serve 0.0.0.0:8080
+      rtderain stream rtsp://cam.local/stream1 --record clean.mp4 --serve 127.0.0.1:8080
       rtderain stream rtsp://cam/live --stream-out udp://239.0.0.1:5000
       rtderain stream rainy.mp4 --realtime --duration 20      (measure latency and fps)
     """
@@ -188,6 +193,8 @@ def stream(source, model, weights, engine, device, precision, threads, temporal,
         log.info("--realtime and --loop only apply to files; %s is live already", kind)
     if side_by_side and not show:
         raise RTDerainError("--side-by-side goes with --show")
+    if serve_token is not None and (not serve or not serve_token.strip()):
+        raise RTDerainError("--serve-token wants a non-empty token and goes with --serve")
     src_opts = SourceOptions(
         realtime=realtime,
         loop=loop,
@@ -221,9 +228,11 @@ def stream(source, model, weights, engine, device, precision, threads, temporal,
             from rtderain.live.server import ServeSink
 
             sink = ServeSink(serve, lambda: stats.snapshot().as_dict(),
-                             source_label=redact_url(source))
+                             source_label=redact_url(source), token=serve_token)
             sinks.append(sink)
-            if not quiet:
+            if sink.generated_token:  # printed once, even with -q: the view needs it
+                click.echo(f"live view: {sink.url}?token={sink.token}", err=True)
+            elif not quiet:
                 click.echo(f"live view: {sink.url}", err=True)
     except BaseException:
         for sink in sinks:  # close what was opened before the failure (e.g. the web server)
