@@ -3,6 +3,7 @@ token, the Host check, the connection cap and the idle timeout."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -118,19 +120,25 @@ def _stats() -> dict:
 
 def _get(port: int, path: str, headers: dict | None = None) -> tuple[int, dict, bytes]:
     """GET on 127.0.0.1 (``Host`` is ``127.0.0.1:PORT`` unless ``headers`` has one)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    try:
+    with contextlib.closing(http.client.HTTPConnection("127.0.0.1", port, timeout=30)) as conn:
         conn.request("GET", path, headers=headers or {})
         resp = conn.getresponse()
         return resp.status, dict(resp.getheaders()), resp.read()
+
+
+@contextlib.contextmanager
+def _serving(host: str = "127.0.0.1", **kwargs) -> Iterator[tuple[ServeSink, int]]:
+    """A ServeSink on a free port (closed at the end) and that port."""
+    port = free_port()
+    sink = ServeSink(f"{host}:{port}", _stats, **kwargs)
+    try:
+        yield sink, port
     finally:
-        conn.close()
+        sink.close()
 
 
 def test_a_network_bind_needs_the_token():
-    port = free_port()
-    sink = ServeSink(f"0.0.0.0:{port}", _stats)
-    try:
+    with _serving("0.0.0.0") as (sink, port):
         assert sink.generated_token and len(sink.token) >= 16
         assert _get(port, "/stats.json")[0] == 401
         assert _get(port, "/")[0] == 401
@@ -144,62 +152,42 @@ def test_a_network_bind_needs_the_token():
         assert status == 200 and b"/derained.mjpg" in page
         assert _get(port, "/stats.json", {"Authorization": f"Bearer {sink.token}"})[0] == 200
         assert _get(port, f"/stats.json?token={sink.token}")[0] == 200
-    finally:
-        sink.close()
 
 
 def test_a_given_token_is_required_on_loopback_too():
-    port = free_port()
-    sink = ServeSink(f"127.0.0.1:{port}", _stats, token="given-token")
-    try:
+    with _serving(token="given-token") as (sink, port):
         assert not sink.generated_token
         assert _get(port, "/stats.json")[0] == 401
         assert _get(port, "/stats.json?token=given-token")[0] == 200
-    finally:
-        sink.close()
 
 
 def test_unknown_host_names_are_refused():
-    port = free_port()
-    sink = ServeSink(f"127.0.0.1:{port}", _stats)
-    try:
+    with _serving() as (sink, port):
         assert sink.token is None  # loopback: no token unless given
         assert _get(port, "/stats.json")[0] == 200
         assert _get(port, "/stats.json", {"Host": f"localhost:{port}"})[0] == 200
         assert _get(port, "/stats.json", {"Host": f"{socket.gethostname()}:{port}"})[0] == 200
         assert _get(port, "/", {"Host": f"rebind.attacker.test:{port}"})[0] == 403
         assert _get(port, "/stats.json", {"Host": "evil.example"})[0] == 403
-    finally:
-        sink.close()
 
 
 def test_connections_are_capped():
-    port = free_port()
-    sink = ServeSink(f"127.0.0.1:{port}", _stats, max_connections=2, idle_timeout=60)
-    held = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(2)]
-    try:
+    with _serving(max_connections=2, idle_timeout=60) as (_, port), contextlib.ExitStack() as held:
+        for _ in range(2):
+            held.enter_context(socket.create_connection(("127.0.0.1", port), timeout=30))
         assert _get(port, "/stats.json")[0] == 503
-        for s in held:
-            s.close()
+        held.close()
         deadline = time.monotonic() + 30
         while _get(port, "/stats.json")[0] != 200:  # the slots come back once they close
             assert time.monotonic() < deadline, "slots never freed"
             time.sleep(0.1)
-    finally:
-        for s in held:
-            s.close()
-        sink.close()
 
 
 def test_idle_sockets_are_closed():
-    port = free_port()
-    sink = ServeSink(f"127.0.0.1:{port}", _stats, idle_timeout=0.5)
-    try:
+    with _serving(idle_timeout=0.5) as (_, port):
         with socket.create_connection(("127.0.0.1", port), timeout=30) as idle:
             idle.sendall(b"GET /stats.json HTTP/1.1\r\n")  # and never the rest
             assert idle.recv(1024) == b""  # closed by the server, long before our timeout
-    finally:
-        sink.close()
 
 
 def _stream(*args: str) -> subprocess.CompletedProcess:
