@@ -151,6 +151,10 @@ def run(
             radius=temporal_radius or cfg.temporal.radius,
         ),
     )
+    if model is not None and cfg.weights:  # an explicit --model must match the weights
+        from rtderain.models.checkpoint import check_weights_model
+
+        check_weights_model(model, cfg.weights)
     jobs = plan_jobs(inputs, output, out_dir, overwrite)
     if any(job.kind == "video" for job in jobs):
         check_encoder(cfg.encode)  # an unknown codec fails before any work starts

@@ -213,6 +213,12 @@ def stream(source, model, weights, engine, device, precision, threads, temporal,
     options = LiveOptions(source=src_opts, max_latency=max_latency, duration=duration,
                           max_frames=max_frames, stats_interval=stats_interval,
                           temporal=TemporalSettings(temporal, radius=temporal_radius))
+    from rtderain.models.checkpoint import load_model
+
+    # Before any sink opens: an explicit --model must match the weights' model.
+    explicit = click.get_current_context().get_parameter_source("model") in (
+        click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.DEFAULT_MAP)
+    net = load_model(model if weights is None or explicit else None, weights)
     stats = LiveStats()
     stop = threading.Event()
     sinks = []
@@ -240,11 +246,9 @@ def stream(source, model, weights, engine, device, precision, threads, temporal,
         raise
 
     from rtderain.backends import create_engine
-    from rtderain.models.checkpoint import load_model
 
     reader = None
     try:
-        net = load_model(model if weights is None else None, weights)
         reader = make_reader(source, options, stats, stop)
         size = reader.open()  # first-connection errors surface here
         eng = create_engine(net, engine=engine, device=device, precision=precision,
