@@ -166,7 +166,7 @@ class CVCapture:
         import cv2
 
         self.cv2 = cv2
-        self.cap = cv2.VideoCapture(index)
+        self.cap = _quiet_open(cv2, index)
         if not self.cap.isOpened():
             raise MediaError(f"cannot open webcam {index} (no such camera, or it is busy)")
         if options.capture_size:
@@ -192,6 +192,19 @@ class CVCapture:
 
     def close(self) -> None:
         self.cap.release()
+
+
+def _quiet_open(cv2: Any, index: int) -> Any:
+    """``cv2.VideoCapture(index)`` without OpenCV's own log lines: each backend it probes
+    (V4L2, FFmpeg, Orbbec) logs its failure, which would bury our one-line error. The log
+    level is process-wide, so it is restored at once."""
+    logging_api = cv2.utils.logging
+    before = logging_api.getLogLevel()
+    logging_api.setLogLevel(logging_api.LOG_LEVEL_SILENT)
+    try:
+        return cv2.VideoCapture(index)
+    finally:
+        logging_api.setLogLevel(before)
 
 
 def open_capture(source: str, kind: str, options: SourceOptions) -> AVCapture | CVCapture:

@@ -143,3 +143,13 @@ def test_printed_urls_hide_their_password(rainy_clip, tmp_path, where):
     assert res.returncode == 1, res.stderr
     assert "hunter2" not in res.stderr + res.stdout
     assert "rtsp://admin:***@127.0.0.1" in res.stderr.strip().splitlines()[-1], res.stderr
+
+
+def test_missing_webcam_is_one_line_without_opencv_noise(tmp_path):
+    index = next(i for i in range(10, 64) if not Path(f"/dev/video{i}").exists())
+    res = subprocess.run(_cmd(str(index)), capture_output=True, text=True, env=_env(),
+                         cwd=tmp_path, timeout=60)
+    assert res.returncode == 1
+    assert res.stderr.strip().splitlines() == [
+        f"rtderain: error: cannot open webcam {index} (no such camera, or it is busy)"
+    ], res.stderr
