@@ -198,13 +198,12 @@ def _quiet_open(cv2: Any, index: int) -> Any:
     """``cv2.VideoCapture(index)`` without OpenCV's own log lines: each backend it probes
     (V4L2, FFmpeg, Orbbec) logs its failure, which would bury our one-line error. The log
     level is process-wide, so it is restored at once."""
-    logging_api = cv2.utils.logging
-    before = logging_api.getLogLevel()
-    logging_api.setLogLevel(logging_api.LOG_LEVEL_SILENT)
+    levels = cv2.utils.logging
+    before = levels.setLogLevel(levels.LOG_LEVEL_SILENT)  # returns the previous level
     try:
         return cv2.VideoCapture(index)
     finally:
-        logging_api.setLogLevel(before)
+        levels.setLogLevel(before)
 
 
 def open_capture(source: str, kind: str, options: SourceOptions) -> AVCapture | CVCapture:
