@@ -11,7 +11,7 @@ from rtderain.config import check_range, from_dict, load_yaml
 from rtderain.errors import ConfigError, MediaError, RTDerainError
 from rtderain.media.images import IMAGE_SUFFIXES, check_images, is_image, list_images
 from rtderain.media.reader import VideoReader
-from rtderain.media.writer import EncodeOptions
+from rtderain.media.writer import EncodeOptions, check_copies
 from rtderain.temporal import TemporalSettings
 
 # The temporal mode of files and frame folders by default (docs/temporal.md has the
@@ -106,9 +106,13 @@ def plan_jobs(
         if kind == "folder":
             # An empty folder or an unreadable image is an error now, not after other jobs.
             check_images(list_images(src))
-        elif kind == "video":
-            VideoReader(src).close()  # not a video / no video stream: fail before any work
         target = Path(output) if output else Path(out_dir) / src.name  # type: ignore[arg-type]
+        if kind == "video":  # not a video, no video stream, a stream the output cannot hold
+            reader = VideoReader(src)
+            try:
+                check_copies(reader.copy_streams, target)
+            finally:
+                reader.close()
         if kind == "image" and target.suffix.lower() not in IMAGE_SUFFIXES:
             raise RTDerainError(f"{target}: an image input needs an image output (.png, .jpg, ...)")
         if target.exists() and src.resolve() == target.resolve():

@@ -219,3 +219,30 @@ def machine_info() -> dict[str, Any]:
             continue
         info[name] = getattr(module, "__version__", "?")
     return info
+
+
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]*[^\s'\"<>.,:;)]")
+_SECRET_QUERY = re.compile(
+    r"([?&](?:password|passwd|pass|pwd|passphrase|token|secret|key|auth)=)[^&#]*", re.IGNORECASE
+)
+
+
+def _redact_one(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    cut = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    netloc, tail = rest[:cut], rest[cut:]
+    userinfo, at, host = netloc.rpartition("@")  # FFmpeg's split: the last @ before the path
+    if at:
+        user, colon, _password = userinfo.partition(":")
+        netloc = f"{user}:***@{host}" if colon else f"{userinfo}@{host}"
+    return f"{scheme}://{netloc}" + _SECRET_QUERY.sub(r"\1***", tail)
+
+
+def redact_url(text: str) -> str:
+    """``text`` with the password of every URL in it hidden, for logs, errors and output.
+
+    ``rtsp://admin:secret@cam/live`` -> ``rtsp://admin:***@cam/live``; query values named
+    like a secret (``password``, ``passphrase``, ``token``, ``key``, ...) become ``***``
+    too. Text that holds no URL (a file name) is returned unchanged.
+    """
+    return _URL.sub(lambda m: _redact_one(m.group(0)), text)

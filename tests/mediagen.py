@@ -44,6 +44,7 @@ def write_video(
     time_base: Fraction = Fraction(1, 1000),
     audio: bool = False,
     subtitles: bool = False,
+    subtitle_codec: str = "subrip",
     colorspace: int | None = None,
     color_range: int | None = None,
     frame_fn=moving_pattern,
@@ -51,6 +52,7 @@ def write_video(
     """Encode a synthetic clip; returns the pts written (in ``time_base``).
 
     ``durations`` (per-frame, cycled) gives a variable frame rate; default 40 ms (25 fps).
+    ``subtitle_codec``: ``subrip`` or ``mov_text`` (the MP4 text track) for ``subtitles``.
     """
     durations = durations or [40]
     container = av.open(str(path), "w")
@@ -63,7 +65,7 @@ def write_video(
     if color_range is not None:
         stream.codec_context.color_range = color_range
     astream = container.add_stream("aac", rate=48000) if audio else None
-    sstream = container.add_mux_stream("subrip") if subtitles else None
+    sstream = container.add_mux_stream(subtitle_codec) if subtitles else None
     if sstream is not None:
         sstream.time_base = Fraction(1, 1000)
     pts, written = 0, []
@@ -83,7 +85,10 @@ def write_video(
         written.append(pts)
         container.mux(stream.encode(frame))
         if sstream is not None and i % 4 == 0:
-            packet = av.Packet(f"subtitle {i}".encode())
+            text = f"subtitle {i}".encode()
+            if subtitle_codec == "mov_text":  # a 16-bit length before the text
+                text = len(text).to_bytes(2, "big") + text
+            packet = av.Packet(text)
             packet.stream, packet.time_base = sstream, Fraction(1, 1000)
             packet.pts = packet.dts = int(pts * time_base * 1000)
             packet.duration = 100

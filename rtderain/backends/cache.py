@@ -10,12 +10,17 @@ Writes are atomic (temporary name in the same folder, fsync, ``os.replace``) and
 per artifact with an exclusive ``fcntl`` lock, so two processes building the same engine at
 once end with one valid artifact: the second waits, then loads what the first built.
 
+A folder this process cannot write (a read-only mount, a shared cache of another user) is
+still used: valid artifacts load from it (only reading), and one that must be built is
+built in a temporary folder for this run, with one warning.
+
 Folder: ``--engines-dir`` option, else ``$RTDERAIN_ENGINES``, else the repository's
 top-level ``engines/`` (``~/.cache/rtderain/engines`` for an installed package).
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import dataclasses
 import hashlib
@@ -23,6 +28,8 @@ import json
 import logging
 import os
 import re
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -132,9 +139,9 @@ def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
 
 
 @contextlib.contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
-    """Exclusive inter-process lock on ``lock_path`` (blocks until free)."""
-    with lock_path.open("a") as fh:
+def _locked(fh: Any) -> Iterator[None]:
+    """Exclusive inter-process lock on the open lock file ``fh`` (blocks until free)."""
+    with fh:
         if fcntl is not None:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
         try:
@@ -164,11 +171,12 @@ class EngineCache:
             meta = json.loads(sidecar.read_text())
         except (OSError, ValueError) as exc:
             return f"unreadable sidecar {sidecar.name} ({exc})"
-        if meta.get("format") != SIDECAR_FORMAT:
+        if not isinstance(meta, dict) or meta.get("format") != SIDECAR_FORMAT:
             return f"{sidecar.name} is not an rtderain engine sidecar"
         expected = json.loads(json.dumps(key.to_dict(), default=str))
-        if meta.get("key") != expected:
-            changed = sorted(k for k in expected if meta.get("key", {}).get(k) != expected[k])
+        stored = meta.get("key") if isinstance(meta.get("key"), dict) else {}
+        if stored != expected:
+            changed = sorted(k for k in expected if stored.get(k) != expected[k])
             return f"incompatible artifact (differs in {', '.join(changed) or 'key'})"
         if not artifact.is_file():
             return f"artifact {artifact.name} is missing"
@@ -190,10 +198,14 @@ class EngineCache:
             load: turns a valid artifact path into a ready object; if it raises on a file
                 that passed the checksum, the file is rebuilt once with a warning.
         """
-        self.root.mkdir(parents=True, exist_ok=True)
         artifact, sidecar = self.paths(key, suffix)
-        with _locked(self.root / f".{key.stem()}.lock"):
-            self._raise_if_rejected(key)
+        self._raise_if_rejected(key)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            lock = (self.root / f".{key.stem()}.lock").open("a")
+        except OSError as exc:  # not writable: read from it, build elsewhere
+            return self._read_only(key, suffix, build, load, exc)
+        with _locked(lock):
             problem = self.problem(key, suffix)
             if problem is None:
                 try:
@@ -231,6 +243,26 @@ class EngineCache:
         with contextlib.suppress(OSError):  # a read-only cache only forgets the verdict
             _write_atomic(self.rejection_path(key),
                           lambda p: p.write_text(json.dumps(meta, indent=2, default=str) + "\n"))
+
+    def _read_only(self, key: ArtifactKey, suffix: str, build: Callable[[Path], None],
+                   load: Callable[[Path], T], why: OSError) -> T:
+        """:meth:`get_or_build` for a folder this process cannot write: load a valid
+        artifact without locking; else build in a temporary folder (removed at exit)."""
+        artifact, _ = self.paths(key, suffix)
+        problem = self.problem(key, suffix)
+        if problem is None:
+            try:
+                log.info("engine cache: reusing %s (read-only folder)", artifact.name)
+                return load(artifact)
+            except Exception as exc:  # as in get_or_build: rebuild, here in a temp folder
+                problem = f"artifact {artifact.name} failed to load ({exc})".splitlines()[0]
+        tmp = Path(tempfile.mkdtemp(prefix="rtderain-engine-"))
+        atexit.register(shutil.rmtree, tmp, ignore_errors=True)
+        reason = "" if problem == "missing" else f"{problem}; "
+        log.warning("engine cache: %scannot write %s (%s); building %s in %s for this run "
+                    "only", reason, self.root, why.strerror or why, artifact.name, tmp)
+        build(tmp / artifact.name)
+        return load(tmp / artifact.name)
 
     def _build(
         self, key: ArtifactKey, artifact: Path, sidecar: Path, build: Callable[[Path], None]

@@ -16,6 +16,7 @@ import click
 from rtderain import __version__
 from rtderain.cli.lazy import LazyGroup
 from rtderain.errors import RTDerainError
+from rtderain.util import redact_url
 
 # The one explicit table of subcommands: name -> "module:click command".
 COMMANDS = {
@@ -70,6 +71,17 @@ def cli(verbose: int) -> None:
     logging.basicConfig(
         level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s"
     )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_redact_record)
+
+
+def _redact_record(record: logging.LogRecord) -> bool:
+    """A log filter: hide URL passwords in every line (source and stream-out URLs)."""
+    message = record.getMessage()
+    clean = redact_url(message)
+    if clean != message:
+        record.msg, record.args = clean, None
+    return True
 
 
 class Terminated(KeyboardInterrupt):
@@ -121,7 +133,7 @@ def main() -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except RTDerainError as exc:
-        click.echo(f"rtderain: error: {exc}", err=True)
+        click.echo(f"rtderain: error: {redact_url(str(exc))}", err=True)
         sys.exit(1)
     except KeyboardInterrupt as exc:
         _interrupted(exc)

@@ -113,6 +113,10 @@ def batch(inputs, out_dir, manifest, model, weights, config_path, engine, device
                   temporal=replace(cfg.temporal, **tmp), **run)
     if weights and not Path(weights).is_file():
         raise RTDerainError(f"weights file not found: {weights}")
+    if model and cfg.weights:  # an explicit --model must match the weights
+        from rtderain.models.checkpoint import check_weights_model
+
+        check_weights_model(model, cfg.weights)
     if ray_address is None and (gpus or ray_cpus):
         raise RTDerainError("--gpus and --ray-cpus need --ray ADDRESS")
     items = plan_batch(inputs, out_dir, manifest)

@@ -153,6 +153,10 @@ def run(
             radius=temporal_radius or cfg.temporal.radius,
         ),
     )
+    if model is not None and cfg.weights:  # an explicit --model must match the weights
+        from rtderain.models.checkpoint import check_weights_model
+
+        check_weights_model(model, cfg.weights)
     jobs = plan_jobs(inputs, output, out_dir, overwrite)
     for job in jobs:  # an unknown codec, or one the container cannot hold: before any work
         if job.kind == "video":

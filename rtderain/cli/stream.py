@@ -10,7 +10,7 @@ import click
 
 from rtderain.cli.lazy import PRECISION_CHOICES
 from rtderain.errors import RTDerainError
-from rtderain.util import parse_size
+from rtderain.util import parse_size, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,11 @@ def _load_config(ctx: click.Context, _param: click.Parameter, path: str | None) 
 @click.option("--side-by-side", is_flag=True, help="With --show: input | de-rained.")
 @click.option("--serve", default=None, metavar="HOST:PORT",
               help="Serve a web page with the live de-rained and raw views and stats "
-                   "(e.g. 127.0.0.1:8080).")
+                   "(e.g. 127.0.0.1:8080). A bind that is not loopback needs a token: one is "
+                   "generated and printed with the URL unless --serve-token is given.")
+@click.option("--serve-token", default=None, metavar="TOKEN", envvar="RTDERAIN_SERVE_TOKEN",
+              help="The token --serve requires (?token=, cookie or 'Authorization: Bearer'); "
+                   "also $RTDERAIN_SERVE_TOKEN.")
 @click.option("--max-latency", type=click.FloatRange(min=0, min_open=True), default=None,
               metavar="SECONDS", help="Drop frames that would come out later than this after "
                                       "capture (counted as dropped).")
@@ -156,7 +160,8 @@ def _load_config(ctx: click.Context, _param: click.Parameter, path: str | None) 
 @click.option("-q", "--quiet", is_flag=True, help="No status lines and no summary.")
 def stream(source, model, weights, engine, device, precision, threads, temporal,
            temporal_radius, realtime, loop, record,
-           overwrite, codec, crf, preset, stream_out, show, side_by_side, serve, max_latency,
+           overwrite, codec, crf, preset, stream_out, show, side_by_side, serve, serve_token,
+           max_latency,
            duration, max_frames, input_options, no_low_latency, open_timeout, stall_timeout,
            reconnect_delay, reconnect_max_delay, max_reconnects, capture_size, capture_fps,
            stats_interval, quiet) -> None:
@@ -174,11 +179,11 @@ def stream(source, model, weights, engine, device, precision, threads, temporal,
     \b
     Examples:
       rtderain stream 0 --show --side-by-side
-      rtderain stream rtsp://cam.local/stream1 --record clean.mp4 --serve 0.0.0.0:8080
+      rtderain stream rtsp://cam.local/stream1 --record clean.mp4 --serve 127.0.0.1:8080
       rtderain stream rtsp://cam/live --stream-out udp://239.0.0.1:5000
       rtderain stream rainy.mp4 --realtime --duration 20      (measure latency and fps)
     """
-    from rtderain.live.capture import SourceOptions, classify, redact
+    from rtderain.live.capture import SourceOptions, classify
     from rtderain.live.session import LiveOptions, make_reader, run_live
     from rtderain.live.sinks import RecordingSink, StreamSink, WindowSink
     from rtderain.live.stats import LiveStats
@@ -189,6 +194,8 @@ def stream(source, model, weights, engine, device, precision, threads, temporal,
         log.info("--realtime and --loop only apply to files; %s is live already", kind)
     if side_by_side and not show:
         raise RTDerainError("--side-by-side goes with --show")
+    if serve_token is not None and (not serve or not serve_token.strip()):
+        raise RTDerainError("--serve-token wants a non-empty token and goes with --serve")
     src_opts = SourceOptions(
         realtime=realtime,
         loop=loop,
@@ -207,6 +214,12 @@ def stream(source, model, weights, engine, device, precision, threads, temporal,
     options = LiveOptions(source=src_opts, max_latency=max_latency, duration=duration,
                           max_frames=max_frames, stats_interval=stats_interval,
                           temporal=TemporalSettings(temporal, radius=temporal_radius))
+    from rtderain.models.checkpoint import load_model
+
+    # Before any sink opens: an explicit --model must match the weights' model.
+    explicit = click.get_current_context().get_parameter_source("model") in (
+        click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.DEFAULT_MAP)
+    net = load_model(model if weights is None or explicit else None, weights)
     stats = LiveStats()
     stop = threading.Event()
     sinks = []
@@ -221,9 +234,12 @@ def stream(source, model, weights, engine, device, precision, threads, temporal,
         if serve:
             from rtderain.live.server import ServeSink
 
-            sink = ServeSink(serve, lambda: stats.snapshot().as_dict(), source_label=redact(source))
+            sink = ServeSink(serve, lambda: stats.snapshot().as_dict(),
+                             source_label=redact_url(source), token=serve_token)
             sinks.append(sink)
-            if not quiet:
+            if sink.generated_token:  # printed once, even with -q: the view needs it
+                click.echo(f"live view: {sink.url}?token={sink.token}", err=True)
+            elif not quiet:
                 click.echo(f"live view: {sink.url}", err=True)
     except BaseException:
         for sink in sinks:  # close what was opened before the failure (e.g. the web server)
@@ -231,11 +247,9 @@ def stream(source, model, weights, engine, device, precision, threads, temporal,
         raise
 
     from rtderain.backends import create_engine
-    from rtderain.models.checkpoint import load_model
 
     reader = None
     try:
-        net = load_model(model if weights is None else None, weights)
         reader = make_reader(source, options, stats, stop)
         size = reader.open()  # first-connection errors surface here
         eng = create_engine(net, engine=engine, device=device, precision=precision,
@@ -248,7 +262,7 @@ def stream(source, model, weights, engine, device, precision, threads, temporal,
             sink.close()
         raise
     if not quiet:
-        click.echo(f"rtderain stream: {redact(source)} with {eng.description}, "
+        click.echo(f"rtderain stream: {redact_url(source)} with {eng.description}, "
                    f"temporal {temporal}", err=True)
 
     def on_stats(snap) -> None:

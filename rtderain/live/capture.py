@@ -21,6 +21,7 @@ import numpy as np
 
 from rtderain.errors import MediaError, RTDerainError
 from rtderain.media.colour import ColourInfo, frame_to_rgb
+from rtderain.util import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ def classify(source: str) -> str:
     if scheme in NETWORK_SCHEMES:
         return "network"
     if scheme:
-        raise RTDerainError(f"unsupported source URL scheme {scheme!r} in {source!r}")
+        raise RTDerainError(f"unsupported source URL scheme {scheme!r} in {redact_url(source)!r}")
     if source.startswith("/dev/video"):
         return "device"
     if not Path(source).is_file():
@@ -130,13 +131,13 @@ class AVCapture:
 
     def __init__(self, source: str, kind: str, options: SourceOptions) -> None:
         opts = input_options_for(source, kind, options)
-        log.debug("opening %s with %s", source, opts)
+        log.debug("opening %s with %s", redact_url(source), opts)
         fmt = "v4l2" if kind == "device" else None
         timeout = (options.open_timeout, options.stall_timeout) if kind != "file" else None
         self.container = av.open(source, format=fmt, options=opts, timeout=timeout)
         if not self.container.streams.video:
             self.container.close()
-            raise MediaError(f"{source}: no video stream")
+            raise MediaError(f"{redact_url(source)}: no video stream")
         self.stream = self.container.streams.video[0]
         # Slice threads add no delay; frame threads would hold back one frame per thread.
         self.stream.thread_type = "SLICE" if kind != "file" else "AUTO"
@@ -165,7 +166,7 @@ class CVCapture:
         import cv2
 
         self.cv2 = cv2
-        self.cap = cv2.VideoCapture(index)
+        self.cap = _quiet_open(cv2, index)
         if not self.cap.isOpened():
             raise MediaError(f"cannot open webcam {index} (no such camera, or it is busy)")
         if options.capture_size:
@@ -193,9 +194,16 @@ class CVCapture:
         self.cap.release()
 
 
-def redact(source: str) -> str:
-    """``source`` with any ``user:password@`` in a URL hidden, for logs and errors."""
-    return re.sub(r"://[^/@]*@", "://***@", source)
+def _quiet_open(cv2: Any, index: int) -> Any:
+    """``cv2.VideoCapture(index)`` without OpenCV's own log lines: each backend it probes
+    (V4L2, FFmpeg, Orbbec) logs its failure, which would bury our one-line error. The log
+    level is process-wide, so it is restored at once."""
+    levels = cv2.utils.logging
+    before = levels.setLogLevel(levels.LOG_LEVEL_SILENT)  # returns the previous level
+    try:
+        return cv2.VideoCapture(index)
+    finally:
+        levels.setLogLevel(before)
 
 
 def open_capture(source: str, kind: str, options: SourceOptions) -> AVCapture | CVCapture:
@@ -205,6 +213,6 @@ def open_capture(source: str, kind: str, options: SourceOptions) -> AVCapture | 
             return CVCapture(int(source), options)
         return AVCapture(source, kind, options)
     except av.error.FFmpegError as exc:
-        raise MediaError(f"cannot open {redact(source)}: {exc.strerror or exc}") from None
+        raise MediaError(redact_url(f"cannot open {source}: {exc.strerror or exc}")) from None
     except OSError as exc:
-        raise MediaError(f"cannot open {redact(source)}: {exc}") from None
+        raise MediaError(redact_url(f"cannot open {source}: {exc}")) from None

@@ -25,6 +25,7 @@ from rtderain.live.queues import Closed, LatestQueue
 from rtderain.live.sources import LiveFrame
 from rtderain.media.colour import ColourInfo, rgb_to_frame
 from rtderain.media.writer import EncodeOptions, VideoWriter
+from rtderain.util import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +177,7 @@ def stream_format(url: str) -> tuple[str, dict[str, str]]:
     if scheme in ("udp", "srt", "tcp", "rtp"):
         return "mpegts", {}
     raise RTDerainError(
-        f"unsupported stream-out URL {url!r} (use rtsp://, rtmp://, udp://, srt:// or tcp://)"
+        f"unsupported stream-out URL {redact_url(url)!r} (use rtsp://, rtmp://, udp://, srt:// or tcp://)"
     )
 
 
@@ -191,6 +192,7 @@ class StreamSink:
 
     def __init__(self, url: str, crf: int = 23, gop_seconds: float = 1.0) -> None:
         self.url = url
+        self.label = redact_url(url)  # what logs and errors show
         self.format, self.mux_options = stream_format(url)
         self.crf = crf
         self.gop_seconds = gop_seconds
@@ -212,14 +214,15 @@ class StreamSink:
                          "g": str(max(1, round(25 * self.gop_seconds))), "bf": "0"},
             )
         except av.error.FFmpegError as exc:
-            raise MediaError(f"cannot publish to {self.url}: {exc.strerror or exc}") from None
+            reason = exc.strerror or exc
+            raise MediaError(redact_url(f"cannot publish to {self.url}: {reason}")) from None
         stream.width, stream.height = w + w % 2, h + h % 2
         stream.pix_fmt = "yuv420p"
         stream.codec_context.time_base = time_base
         stream.codec_context.colorspace = 1
         stream.codec_context.color_range = 1
         self.stream, self.time_base = stream, time_base
-        log.info("publishing %dx%d %s to %s", stream.width, stream.height, self.format, self.url)
+        log.info("publishing %dx%d %s to %s", stream.width, stream.height, self.format, self.label)
 
     def write(self, item: OutputFrame) -> None:
         src = item.source
@@ -238,7 +241,8 @@ class StreamSink:
         try:
             self.container.mux(self.stream.encode(frame))
         except av.error.FFmpegError as exc:
-            raise MediaError(f"stream out to {self.url} failed: {exc.strerror or exc}") from None
+            reason = exc.strerror or exc
+            raise MediaError(redact_url(f"stream out to {self.url} failed: {reason}")) from None
 
     def close(self) -> None:
         if self.container is None:
@@ -247,7 +251,7 @@ class StreamSink:
             assert self.stream is not None
             self.container.mux(self.stream.encode(None))
         except av.error.FFmpegError as exc:
-            log.warning("flushing stream out to %s: %s", self.url, exc)
+            log.warning("flushing stream out to %s: %s", self.label, redact_url(str(exc)))
         finally:
             self.container.close()
 

@@ -32,11 +32,11 @@ from rtderain.live.capture import (
     SourceOptions,
     classify,
     open_capture,
-    redact,
 )
 from rtderain.live.queues import LatestQueue
 from rtderain.live.stats import LiveStats
 from rtderain.media.colour import ColourInfo
+from rtderain.util import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +170,7 @@ class SourceReader(threading.Thread):
     @property
     def label(self) -> str:
         """The source with any password hidden, for logs."""
-        return redact(self.source)
+        return redact_url(self.source)
 
     def run(self) -> None:
         try:
@@ -211,7 +211,7 @@ class SourceReader(threading.Thread):
                 capture = open_capture(self.source, self.kind, self.options)
                 continue
             if self.kind == "file":
-                raise MediaError(f"{self.source}: {reason}")
+                raise MediaError(f"{self.label}: {reason}")
             lost_at = self._stamper.last_t or time.monotonic()
             failures = 0 if delivered else failures
             self.stats.set_state("reconnecting")
@@ -288,6 +288,6 @@ class SourceReader(threading.Thread):
                         return delivered, "stopped"
             return delivered, "end of stream"
         except av.error.FFmpegError as exc:
-            return delivered, f"{type(exc).__name__}: {exc.strerror or exc}"
+            return delivered, redact_url(f"{type(exc).__name__}: {exc.strerror or exc}")
         except OSError as exc:
-            return delivered, f"{type(exc).__name__}: {exc}"
+            return delivered, redact_url(f"{type(exc).__name__}: {exc}")

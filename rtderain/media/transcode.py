@@ -26,7 +26,7 @@ from rtderain.backends.base import Engine
 from rtderain.errors import MediaError
 from rtderain.media.batching import derain_frames
 from rtderain.media.reader import DecodedFrame, VideoReader
-from rtderain.media.writer import EncodeOptions, VideoWriter, check_container
+from rtderain.media.writer import EncodeOptions, VideoWriter, check_container, check_copies
 from rtderain.temporal import TemporalSettings, TemporalStage
 
 log = logging.getLogger(__name__)
@@ -134,6 +134,11 @@ def derain_video(
     check_container(options.encode, output_path)
     start = time.perf_counter()
     reader = VideoReader(input_path)
+    try:
+        check_copies(reader.copy_streams, output_path)  # before any frame is de-rained
+    except BaseException:
+        reader.close()
+        raise
     stop = threading.Event()
     frames_q: queue.Queue = queue.Queue(maxsize=options.queue_frames)
     out_q: queue.Queue = queue.Queue(maxsize=options.queue_frames)

@@ -43,6 +43,10 @@ _PRESET_CODECS = {"libx264", "libx265", "h264_nvenc", "hevc_nvenc"}
 # Encoders that code interlaced pictures as such (interlaced DCT and motion estimation).
 _INTERLACED_CODECS = {"libx264", "mpeg2video", "mpeg4"}
 _TOP_FIRST = {2, 5}  # AV_FIELD_TT, AV_FIELD_BT: the top field is displayed first
+# Containers a refused stream is checked against, to say which would take it.
+_SUGGESTED = {".mkv": "matroska", ".mp4": "mp4", ".mov": "mov"}
+# Text subtitle codec each container takes, for the conversion the error suggests.
+_TEXT_SUBTITLES = {".mkv": "srt", ".mp4": "mov_text", ".mov": "mov_text", ".webm": "webvtt"}
 
 
 @dataclass(frozen=True)
@@ -295,14 +299,12 @@ class VideoWriter:
         return stream
 
     def _add_copy(self, template: Any) -> Any:
-        name = template.codec_context.name
-        supported = self.container.supported_codecs
-        if supported and name not in supported:
-            raise MediaError(
-                f"{template.type} codec {name!r} of input stream #{template.index} cannot be "
-                f"stored in a {self.path.suffix} file; choose another container (e.g. .mkv)"
-            )
-        return self.container.add_stream_from_template(template)
+        # The muxer decides (avformat_query_codec); PyAV's supported_codecs misses every
+        # codec of a muxer without a codec tag table (AAC in MPEG-TS).
+        try:
+            return self.container.add_stream_from_template(template)
+        except ValueError:
+            raise MediaError(refused_copy(template, self.path)) from None
 
     def write(self, rgb: np.ndarray, pts: int) -> None:
         """Encode one (H, W, 3) RGB uint8/uint16 frame at ``pts`` (in ``time_base``)."""
@@ -383,3 +385,58 @@ class VideoWriter:
         except Exception as exc:  # already broken: nothing more to save
             log.debug("closing aborted output %s: %s", self.tmp_path, exc)
         self.tmp_path.unlink(missing_ok=True)
+
+
+def check_copies(templates: tuple[Any, ...], path: str | Path) -> None:
+    """Raise :func:`refused_copy`'s error for the first of ``templates`` (input streams to
+    copy) that the container of ``path`` (by its suffix) refuses; nothing is written."""
+    buf = io.BytesIO()
+    buf.name = Path(path).name
+    try:
+        out = av.open(buf, mode="w")
+    except ValueError:  # no container for this suffix: VideoWriter's error says so
+        return
+    try:
+        for template in templates:
+            try:
+                out.add_stream_from_template(template)
+            except ValueError:
+                raise MediaError(refused_copy(template, Path(path))) from None
+    finally:
+        out.close()
+
+
+def _takes(fmt: str, template: Any) -> bool:
+    """Whether the ``fmt`` muxer takes a packet copy of ``template`` (its header is written
+    to memory, so the muxer's own checks run)."""
+    out = av.open(io.BytesIO(), mode="w", format=fmt)
+    try:
+        out.add_stream_from_template(template)
+        out.start_encoding()
+        return True
+    except (ValueError, av.FFmpegError):
+        return False
+    finally:
+        try:
+            out.close()
+        except av.FFmpegError as exc:
+            log.debug("closing the %s probe container: %s", fmt, exc)
+
+
+def refused_copy(template: Any, path: Path) -> str:
+    """The one-line error for a stream the output container of ``path`` cannot store:
+    which containers would take it, and how to convert or drop it for this one."""
+    kind, name, index = template.type, template.codec_context.name, template.index
+    suffix = path.suffix.lower()
+    source = Path(getattr(template.container, "name", "") or "IN")
+    others = [ext for ext, fmt in _SUGGESTED.items() if ext != suffix and _takes(fmt, template)]
+    text = f"{kind} codec {name!r} of input stream #{index} cannot be stored in a {suffix} file"
+    where = f"write {' or '.join(others)} instead, or " if others else ""
+    if kind == "subtitle":
+        target = _TEXT_SUBTITLES.get(suffix)
+        convert = (f"convert them first (ffmpeg -i {source.name} -map 0 -c copy -c:s {target} "
+                   f"{source.stem}-{target}{suffix}) or " if target else "")
+        return (f"{text}: {where}{convert}drop them (ffmpeg -i {source.name} -map 0 -map -0:s "
+                f"-c copy {source.stem}-nosubs{source.suffix})")
+    return (f"{text}: {where}convert the stream first (ffmpeg -i {source.name} -map 0 -c copy "
+            f"-c:{index} CODEC {source.stem}-converted{suffix})")

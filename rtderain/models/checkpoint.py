@@ -110,11 +110,7 @@ def load_model(
         cfg = from_dict(ModelConfig, payload["model"], where=f"{weights}: model")
     except ConfigError as exc:
         raise RTDerainError(str(exc)) from None
-    if name is not None and cfg.name != name:
-        raise RTDerainError(
-            f"{weights}: holds weights for model {cfg.name!r}, not {name!r} "
-            "(drop --model or pass the matching weights)"
-        )
+    _check_name(weights, cfg.name, name)
     if cfg.name in MODELS and MODELS[cfg.name] != cfg:
         diff = [
             f.name
@@ -141,6 +137,24 @@ def load_model(
         )
     model.weights_path = Path(weights)
     return model.eval()
+
+
+def _check_name(weights: str | Path, held: str, name: str | None) -> None:
+    if name is not None and held != name:
+        raise RTDerainError(
+            f"{weights}: holds weights for model {held!r}, not {name!r} "
+            "(drop --model or pass the matching weights)"
+        )
+
+
+def check_weights_model(name: str | None, weights: str | Path | None) -> None:
+    """A model named explicitly (``--model``) and a weights file of another model: one
+    clear error before any work (without ``--model`` the file decides, as in
+    :func:`load_model`)."""
+    if name is None or weights is None:
+        return
+    held = read_checkpoint(weights).get("model")
+    _check_name(weights, held.get("name") if isinstance(held, dict) else None, name)
 
 
 def weights_digest(model: MGID) -> str:

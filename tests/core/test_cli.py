@@ -270,3 +270,16 @@ def test_models_lists_sizes_and_shipped_weights():
         line = next(x for x in result.stdout.splitlines() if x.split()[:1] == [name])
         # e.g. "mgid-rt 0.054M 16 mgid-rt.pt (0.2 MB, 14000 training steps, 24 min)"
         assert re.search(r"\d+ training steps", line), line
+
+
+@pytest.mark.parametrize("command", ["run", "stream", "batch"])
+def test_explicit_model_must_match_the_weights(tmp_path, command):
+    src, out = tmp_path / "in.mp4", tmp_path / "out.mp4"
+    write_video(src, frames=3)
+    weights = REPO / "rtderain" / "weights" / "mgid-rt.pt"  # the shipped mgid-rt
+    args = {"run": [str(src), "-o", str(out)],
+            "stream": ["stream", str(src), "--record", str(out), "--frames", "2"],
+            "batch": ["batch", str(src), "--out-dir", str(tmp_path / "clean")]}[command]
+    result = run_cli(*args, "--model", "mgid", "-w", str(weights), "--engine", "torch")
+    _assert_clean_failure(result, out, "holds weights for model 'mgid-rt', not 'mgid'")
+    assert not (tmp_path / "clean").exists() or not list((tmp_path / "clean").iterdir())

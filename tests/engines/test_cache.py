@@ -6,6 +6,7 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -94,7 +95,8 @@ def test_changed_key_builds_a_new_artifact(tmp_path):
     assert build.calls == 2
 
 
-@pytest.mark.parametrize("damage", ["truncate", "flip", "sidecar", "key", "delete"])
+@pytest.mark.parametrize("damage", ["truncate", "flip", "sidecar", "key", "delete", "list",
+                                    "null", "key-list"])
 def test_corrupt_artifact_is_rebuilt_with_a_warning(tmp_path, caplog, damage):
     cache, build = EngineCache(tmp_path), Counter()
     cache.get_or_build(KEY, ".bin", build, lambda p: p.read_bytes())
@@ -108,6 +110,12 @@ def test_corrupt_artifact_is_rebuilt_with_a_warning(tmp_path, caplog, damage):
     elif damage == "key":
         meta = json.loads(sidecar.read_text())
         meta["key"]["versions"] = {"openvino": "1999.0"}
+        sidecar.write_text(json.dumps(meta))
+    elif damage in ("list", "null"):  # valid JSON, not a mapping
+        sidecar.write_text('["rtderain-engine"]' if damage == "list" else "null")
+    elif damage == "key-list":
+        meta = json.loads(sidecar.read_text())
+        meta["key"] = list(meta["key"])
         sidecar.write_text(json.dumps(meta))
     else:
         artifact.unlink()
@@ -200,3 +208,66 @@ def test_two_processes_build_one_valid_artifact(tmp_path):
     assert len(files) == 2 and not any(".tmp" in name for name in files)
     key = ArtifactKey(BuildSpec("mgid-rt", "d", 1, 16, 16, "fp32", "cpu"), "fake", "cpu")
     assert EngineCache(tmp_path).problem(key, ".bin") is None
+
+
+_READ_ONLY = textwrap.dedent(
+    """
+    import json, logging, sys
+    from pathlib import Path
+    from rtderain.backends.base import BuildSpec
+    from rtderain.backends.cache import ArtifactKey, EngineCache
+
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logging.getLogger("rtderain.backends.cache").addHandler(handler)
+    logging.getLogger("rtderain.backends.cache").setLevel(logging.INFO)
+    builds = []
+
+    def build(path):
+        builds.append(str(path))
+        path.write_bytes(b"built in the child")
+
+    key = ArtifactKey(BuildSpec("mgid-rt", "d", 1, 16, 16, "fp32", "cpu"), "fake", sys.argv[2])
+    out = EngineCache(sys.argv[1]).get_or_build(key, ".bin", build, lambda p: p.read_bytes())
+    print(json.dumps({"out": out.decode(), "builds": builds, "warnings": [
+        r.getMessage() for r in records if r.levelno >= logging.WARNING]}))
+    """
+)
+
+
+def _unprivileged() -> list[str]:
+    """A command prefix under which file permissions apply (root bypasses them)."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv: cannot make a folder read-only")
+    return [setpriv, "--bounding-set", "-dac_override,-dac_read_search", "--"]
+
+
+@pytest.mark.parametrize("device", ["cpu", "another-cpu"])
+def test_read_only_cache_loads_and_builds_in_a_temp_folder(tmp_path, device):
+    root = tmp_path / "engines"
+    key = ArtifactKey(BuildSpec("mgid-rt", "d", 1, 16, 16, "fp32", "cpu"), "fake", "cpu")
+    EngineCache(root).get_or_build(key, ".bin", Counter(b"built before"), lambda p: p)
+    before = sorted(p.name for p in root.iterdir())
+    for path in [*root.iterdir(), root]:
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    try:
+        res = subprocess.run(
+            [*_unprivileged(), sys.executable, "-c", _READ_ONLY, str(root), device],
+            env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True,
+            timeout=120,
+        )
+    finally:
+        root.chmod(0o755)
+    assert res.returncode == 0, res.stderr
+    got = json.loads(res.stdout)
+    if device == "cpu":  # the valid engine is loaded, nothing built, no warning
+        assert got == {"out": "built before", "builds": [], "warnings": []}
+    else:  # a new key: built once outside the folder, one warning
+        assert got["out"] == "built in the child" and len(got["builds"]) == 1
+        assert not got["builds"][0].startswith(str(root))
+        assert len(got["warnings"]) == 1 and "cannot write" in got["warnings"][0]
+    assert sorted(p.name for p in root.iterdir()) == before

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from live_helpers import decode_all
+from live_helpers import decode_all, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -130,3 +130,26 @@ def test_realtime_yaml_of_run_works_for_stream(rainy_clip, tmp_path, monkeypatch
     code, _, err = _main([str(rainy_clip), "-c", str(ROOT / "configs" / "realtime.yaml"),
                           "--engine", "torch", "--frames", "2", "-q"], monkeypatch, capsys)
     assert code == 0, err
+
+
+@pytest.mark.parametrize("where", ["source", "stream-out"])
+def test_printed_urls_hide_their_password(rainy_clip, tmp_path, where):
+    url = f"rtsp://admin:hunter2@127.0.0.1:{free_port()}/live"
+    args = [url, "--open-timeout", "2"] if where == "source" else [
+        str(rainy_clip), "--engine", "torch", "--threads", "1", "--frames", "3",
+        "--stream-out", url]
+    res = subprocess.run([sys.executable, "-m", "rtderain", "-v", "stream", *args],
+                         capture_output=True, text=True, env=_env(), cwd=tmp_path, timeout=90)
+    assert res.returncode == 1, res.stderr
+    assert "hunter2" not in res.stderr + res.stdout
+    assert "rtsp://admin:***@127.0.0.1" in res.stderr.strip().splitlines()[-1], res.stderr
+
+
+def test_missing_webcam_is_one_line_without_opencv_noise(tmp_path):
+    index = next(i for i in range(10, 64) if not Path(f"/dev/video{i}").exists())
+    res = subprocess.run(_cmd(str(index)), capture_output=True, text=True, env=_env(),
+                         cwd=tmp_path, timeout=60)
+    assert res.returncode == 1
+    assert res.stderr.strip().splitlines() == [
+        f"rtderain: error: cannot open webcam {index} (no such camera, or it is busy)"
+    ], res.stderr

@@ -14,11 +14,11 @@ from rtderain.live.capture import (
     classify,
     input_options_for,
     low_latency_options,
-    redact,
 )
 from rtderain.live.queues import Closed, LatestQueue
 from rtderain.live.sources import Stamper
 from rtderain.live.stats import LiveStats
+from rtderain.util import redact_url
 
 
 def test_latest_queue_drops_oldest_and_counts():
@@ -113,5 +113,9 @@ def test_stats_percentiles():
 
 
 def test_passwords_are_hidden():
-    assert redact("rtsp://admin:secret@10.0.0.5/stream1") == "rtsp://***@10.0.0.5/stream1"
-    assert redact("rtsp://10.0.0.5/a@b") == "rtsp://10.0.0.5/a@b"
+    assert redact_url("rtsp://admin:secret@10.0.0.5/stream1") == "rtsp://admin:***@10.0.0.5/stream1"
+    assert redact_url("rtsp://10.0.0.5/a@b") == "rtsp://10.0.0.5/a@b"
+    assert redact_url("rtsp://u:p@ss@cam:554/x") == "rtsp://u:***@cam:554/x"  # FFmpeg's split
+    assert redact_url("cannot open srt://h:9?passphrase=1&token=t: refused") == (
+        "cannot open srt://h:9?passphrase=***&token=***: refused")
+    assert redact_url("clips/rain@night.mp4") == "clips/rain@night.mp4"
