@@ -217,7 +217,8 @@ class Derainer:
             temporal=self.settings.temporal,
             overwrite=overwrite,
         )
-        return derain_video(src, dst, engine, opts, progress)
+        return derain_video(src, dst, engine, opts, progress,
+                            engine_for=lambda h, w: self.engine_for(h, w, self.settings.batch))
 
     def image(self, src: str | Path, dst: str | Path, *, overwrite: bool = False) -> None:
         """De-rain the image file ``src`` into ``dst`` (format from ``dst``'s suffix)."""

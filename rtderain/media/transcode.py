@@ -6,6 +6,8 @@
     VideoReader.frames  --q-->    batch N, pad, engine.infer, crop  --q-->  VideoWriter
     copied packets ---------------------------------------------------q-->  (muxed as-is)
 
+A batch never mixes frame sizes: a size change mid-stream (concatenated TS, a camera
+changing mode) ends the batch, and the new size gets its own engine (``engine_for``).
 Queues are bounded (frames block, none is dropped), each carries an end marker or the
 error that stopped its thread, which the calling thread re-raises. The output is renamed
 into place only after the encoder is flushed; on any error or Ctrl-C it is removed.
@@ -120,6 +122,7 @@ def derain_video(
     engine: Engine,
     options: PipelineOptions = PipelineOptions(),
     progress: Callable[[int, int], None] | None = None,
+    engine_for: Callable[[int, int], Engine] | None = None,
 ) -> Summary:
     """De-rain ``input_path`` into ``output_path`` with ``engine``.
 
@@ -128,6 +131,8 @@ def derain_video(
 
     Args:
         progress: called as ``progress(frames_done, frames_total_estimate)`` after each batch.
+        engine_for: ``engine_for(height, width)``, the engine for frames of another size
+            than the first (a size change mid-stream); None: ``engine`` takes every size.
     Raises:
         MediaError: unreadable input, no video stream, nothing decodable, write failure.
     """
@@ -186,10 +191,13 @@ def derain_video(
     for t in threads:
         t.start()
     done = 0
+    engines = {(reader.height, reader.width): engine}
     try:
         ended = False
+        held: DecodedFrame | None = None  # the first frame of a new size: the next batch's
         while not ended:
-            batch: list[DecodedFrame] = []
+            batch: list[DecodedFrame] = [held] if held is not None else []
+            held = None
             while len(batch) < options.batch:
                 item = _get(frames_q, stop) if not batch else _poll(frames_q)
                 if item is None:
@@ -199,11 +207,19 @@ def derain_video(
                 if isinstance(item, _End):
                     ended = True
                     break
+                if batch and item.rgb.shape != batch[0].rgb.shape:
+                    held = item
+                    break
                 batch.append(item)
             if "error" in state:
                 raise state["error"]
             if batch:
-                for item in _temporal(stage, batch, _infer(engine, batch)):
+                size = batch[0].rgb.shape[:2]
+                if size not in engines:
+                    log.log(logging.INFO if done else logging.DEBUG, "%s: frame %d is %dx%d",
+                            input_path, batch[0].index, *size[::-1])
+                    engines[size] = engine_for(*size) if engine_for is not None else engine
+                for item in _temporal(stage, batch, _infer(engines[size], batch)):
                     _put(out_q, item, stop)
                 done += len(batch)
                 if progress:

@@ -5,6 +5,11 @@ place only in :meth:`VideoWriter.close`, after the encoder is flushed; :meth:`ab
 removes the temporary file. Frame timestamps are the caller's (source ``pts`` in the
 source ``time_base``), never rebuilt from a frame rate. Audio and subtitle streams are
 copied as packets from their input streams (``add_stream_from_template``).
+
+A frame size that changes mid-stream (concatenated TS, a camera changing mode) is written
+at its own size where the format carries codec parameters in band (MPEG-TS with H.264,
+HEVC or MPEG-2: the encoder is restarted at the new size); elsewhere the frame is scaled
+to the output's size, with one warning for the file.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import av
+import cv2
 import numpy as np
 
 from rtderain import util
@@ -41,6 +47,8 @@ _PRESET_CODECS = {"libx264", "libx265", "h264_nvenc", "hevc_nvenc"}
 # Encoders that code interlaced pictures as such (interlaced DCT and motion estimation).
 _INTERLACED_CODECS = {"libx264", "mpeg2video", "mpeg4"}
 _TOP_FIRST = {2, 5}  # AV_FIELD_TT, AV_FIELD_BT: the top field is displayed first
+# Encoders whose parameter sets travel in band in MPEG-TS: a new size is a new sequence.
+_INBAND_CODECS = {"libx264", "libx265", "h264_nvenc", "hevc_nvenc", "mpeg2video", "mpeg1video"}
 
 
 @dataclass(frozen=True)
@@ -152,7 +160,12 @@ class VideoWriter:
         frame_rate: nominal rate for the encoder's rate control (never used for timestamps).
         colour: source colour description (matrix, range, tags, bit depth).
         options: encoder settings.
-        copy_streams: input streams (audio, subtitles) whose packets :meth:`mux` copies.
+        copy_streams: input streams (audio, subtitles, extra video) whose packets
+            :meth:`mux` copies.
+        attachments: input attachment streams (fonts of ASS subtitles) embedded again
+            (Matroska only).
+        timecode: the source's start timecode (``HH:MM:SS:FF``), written as the video's
+            timecode (a ``tmcd`` track in .mov/.mp4).
         overwrite: the final rename may replace a file at ``path``. Without it (the default)
             it never does, not even for a file created there during the run: the finished
             output is then kept beside it as ``NAME.rtderain-PID.ext`` and :meth:`close`
@@ -170,6 +183,8 @@ class VideoWriter:
         colour: ColourInfo,
         options: EncodeOptions,
         copy_streams: tuple[Any, ...] = (),
+        attachments: tuple[Any, ...] = (),
+        timecode: str | None = None,
         overwrite: bool = False,
     ) -> None:
         self.path = Path(path)
@@ -182,7 +197,10 @@ class VideoWriter:
         self.colour = colour
         self.frames = 0
         self.muxed = 0  # video packets in the file so far (frames, once encoded)
-        codec = check_encoder(options)
+        self.width, self.height = width, height
+        self.codec = codec = check_encoder(options)
+        self.options = options
+        self.frame_rate = frame_rate
         self.pix_fmt = choose_pix_fmt(codec, options, colour, width, height)
         try:
             self.container = av.open(str(self.tmp_path), mode="w")
@@ -190,10 +208,20 @@ class VideoWriter:
             raise MediaError(f"cannot write {self.path}: {exc}".splitlines()[0]) from None
         try:
             self.stream = self._add_video(codec, options, width, height, frame_rate)
+            if timecode:
+                self.stream.metadata["timecode"] = timecode
             self._copies = {s.index: self._add_copy(s) for s in copy_streams}
+            for att in attachments:
+                self.container.add_attachment(att.name, att.mimetype, bytes(att.data))
         except BaseException:
             self.abort()
             raise
+        # The encoder now running: the stream's, or one restarted at a new frame size.
+        self._encoder: Any = self.stream.codec_context
+        self._size = (width, height)
+        self._inband = (self.container.format.name == "mpegts"
+                        and codec.name in _INBAND_CODECS)
+        self._scaled_from: tuple[int, int] | None = None  # first size scaled to the output's
 
     def _add_video(
         self,
@@ -203,6 +231,17 @@ class VideoWriter:
         height: int,
         frame_rate: Fraction | None,
     ) -> av.VideoStream:
+        opts = self._encoder_options(codec, options)
+        stream = self.container.add_stream(codec.name, rate=frame_rate, options=opts)
+        stream.width, stream.height = width, height
+        stream.pix_fmt = self.pix_fmt
+        stream.time_base = self.time_base
+        self._configure(stream.codec_context)
+        if self.colour.display_matrix is not None:  # orientation on display (rotation, flips)
+            stream.set_display_matrix(list(self.colour.display_matrix))
+        return stream
+
+    def _encoder_options(self, codec: av.Codec, options: EncodeOptions) -> dict[str, str]:
         opts = dict(options.options)
         if options.crf is not None and codec.name in _CRF_CODECS:
             opts.setdefault("crf", str(options.crf))
@@ -223,11 +262,10 @@ class VideoWriter:
                 order = "tff=1" if self.colour.field_order in _TOP_FIRST else "bff=1"
                 params = opts.get("x264-params")
                 opts["x264-params"] = f"{params}:{order}" if params else order
-        stream = self.container.add_stream(codec.name, rate=frame_rate, options=opts)
-        stream.width, stream.height = width, height
-        stream.pix_fmt = self.pix_fmt
-        stream.time_base = self.time_base
-        cc = stream.codec_context
+        return opts
+
+    def _configure(self, cc: Any) -> None:
+        """Time base, colour tags and field order of an encoder (the stream's or a new one)."""
         cc.time_base = self.time_base
         cc.colorspace = self.colour.colorspace
         cc.color_range = self.colour.color_range
@@ -235,9 +273,6 @@ class VideoWriter:
         cc.color_trc = self.colour.color_trc
         if self.colour.field_order:  # interlaced sources stay interlaced, in their order
             cc.field_order = self.colour.field_order
-        if self.colour.display_matrix is not None:  # orientation on display (rotation, flips)
-            stream.set_display_matrix(list(self.colour.display_matrix))
-        return stream
 
     def _add_copy(self, template: Any) -> Any:
         name = template.codec_context.name
@@ -247,17 +282,57 @@ class VideoWriter:
                 f"{template.type} codec {name!r} of input stream #{template.index} cannot be "
                 f"stored in a {self.path.suffix} file; choose another container (e.g. .mkv)"
             )
-        return self.container.add_stream_from_template(template)
+        out = self.container.add_stream_from_template(template)
+        if template.type == "video":  # e.g. a cover picture stays one
+            out.disposition = template.disposition
+        return out
 
     def write(self, rgb: np.ndarray, pts: int) -> None:
-        """Encode one (H, W, 3) RGB uint8/uint16 frame at ``pts`` (in ``time_base``)."""
+        """Encode one (H, W, 3) RGB uint8/uint16 frame at ``pts`` (in ``time_base``).
+
+        A frame of another size than the encoder's restarts the encoder at that size
+        (MPEG-TS with an in-band codec) or is scaled to the output's size (one warning)."""
+        h, w = rgb.shape[:2]
+        if (w, h) != self._size:
+            rgb = self._new_size(rgb, pts)
         frame = rgb_to_frame(rgb, self.pix_fmt, self.colour)
         frame.pts = pts
         frame.time_base = self.time_base
-        packets = self.stream.encode(frame)
         self.frames += 1
+        self._flush_packets(self._encoder.encode(frame))
+
+    def _flush_packets(self, packets: list[av.Packet]) -> None:
+        for packet in packets:
+            packet.stream = self.stream
         self._mux(packets)
         self.muxed += len(packets)
+
+    def _new_size(self, rgb: np.ndarray, pts: int) -> np.ndarray:
+        h, w = rgb.shape[:2]
+        if self._inband:
+            log.info("%s: frame size %dx%d -> %dx%d at pts %d: encoder restarted at the new "
+                     "size", self.path, *self._size, w, h, pts)
+            self._flush_packets(self._encoder.encode(None))
+            self.pix_fmt = choose_pix_fmt(self.codec, self.options, self.colour, w, h)
+            cc = av.CodecContext.create(self.codec.name, "w")
+            cc.width, cc.height, cc.pix_fmt = w, h, self.pix_fmt
+            if self.frame_rate:
+                cc.framerate = self.frame_rate
+            cc.options = self._encoder_options(self.codec, self.options)
+            self._configure(cc)
+            self._encoder, self._size = cc, (w, h)
+            return rgb
+        if self._scaled_from is None:
+            self._scaled_from = (w, h)
+            log.warning(
+                "%s: the frame size changes from %dx%d to %dx%d at pts %d; a %s file keeps "
+                "one size, so such frames are scaled to %dx%d (an .ts output keeps every "
+                "size)", self.path, self.width, self.height, w, h, pts,
+                self.path.suffix or self.container.format.name, self.width, self.height,
+            )
+        shrink = w * h > self.width * self.height
+        return cv2.resize(rgb, (self.width, self.height),
+                          interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
     def mux(self, packet: av.Packet) -> None:
         """Copy a demuxed packet of one of ``copy_streams``."""
@@ -276,7 +351,7 @@ class VideoWriter:
     def close(self) -> None:
         """Flush the encoder, close the file and rename it into place."""
         try:
-            self._mux(self.stream.encode(None))
+            self._flush_packets(self._encoder.encode(None))
             self.container.close()
         except BaseException:
             self.abort()
@@ -296,9 +371,7 @@ class VideoWriter:
         :class:`MediaError` says so.
         """
         try:
-            packets = self.stream.encode(None)
-            self._mux(packets)
-            self.muxed += len(packets)
+            self._flush_packets(self._encoder.encode(None))
         except (MediaError, OSError, av.FFmpegError) as exc:
             log.debug("%s: encoder flush after a write error failed: %s", self.path, exc)
         try:
