@@ -190,6 +190,7 @@ class Derainer:
         overwrite: bool = False,
         progress: Progress | None = None,
         queue_frames: int = 8,
+        strict: bool = False,
         **encode_options: Any,
     ) -> Summary:
         """De-rain the video file ``src`` into ``dst``; returns what was done.
@@ -200,7 +201,9 @@ class Derainer:
         error leaves nothing at ``dst``. ``encode_options`` are fields of
         :class:`rtderain.media.writer.EncodeOptions`: ``codec`` (``h264``, ``hevc``, ``av1``,
         ``ffv1``, ...), ``crf``, ``preset``, ``pix_fmt``, ``options`` (FFmpeg options).
-        ``progress(done, total_estimate)`` is called after each batch.
+        ``progress(done, total_estimate)`` is called after each batch. Streams the output
+        cannot hold are dropped with a warning each, or with ``strict`` are an error
+        before any work (:mod:`rtderain.media.streams`).
         """
         src, dst = Path(src), Path(dst)
         _check_target(src, dst, overwrite)
@@ -216,6 +219,7 @@ class Derainer:
             encode=encode,
             temporal=self.settings.temporal,
             overwrite=overwrite,
+            strict=strict,
         )
         return derain_video(src, dst, engine, opts, progress,
                             engine_for=lambda h, w: self.engine_for(h, w, self.settings.batch))
@@ -254,7 +258,8 @@ class Derainer:
         return len(files)
 
     def run(self, job: Job, *, overwrite: bool = False, progress: Progress | None = None,
-            encode: EncodeOptions | None = None, queue_frames: int = 8) -> str:
+            encode: EncodeOptions | None = None, queue_frames: int = 8,
+            strict: bool = False) -> str:
         """Run one planned job (:func:`rtderain.jobs.plan_jobs`); returns its summary line.
 
         ``overwrite`` (or ``job.overwrite``) lets the output replace an existing file; without
@@ -263,7 +268,7 @@ class Derainer:
         if job.kind == "video":
             enc = {f.name: getattr(encode, f.name) for f in fields(EncodeOptions)} if encode else {}
             summary = self.video(job.source, job.target, overwrite=overwrite, progress=progress,
-                                 queue_frames=queue_frames, **enc)
+                                 queue_frames=queue_frames, strict=strict, **enc)
             return summary.line()
         if job.kind == "image":
             self.image(job.source, job.target, overwrite=overwrite)

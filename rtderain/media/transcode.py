@@ -28,6 +28,7 @@ from rtderain.backends.base import Engine
 from rtderain.errors import MediaError
 from rtderain.media.batching import derain_frames
 from rtderain.media.reader import DecodedFrame, VideoReader
+from rtderain.media.streams import StreamPlan, plan_streams, report_dropped
 from rtderain.media.writer import EncodeOptions, VideoWriter, check_encoder
 from rtderain.temporal import TemporalSettings, TemporalStage
 
@@ -48,6 +49,8 @@ class PipelineOptions:
             order, with its own pts.
         overwrite: the finished output may replace a file at the output path; without it
             the final rename never replaces one (not even one created during the run).
+        strict: a stream of the input that the output cannot keep is an error before any
+            work (else one warning each; see :mod:`rtderain.media.streams`).
     """
 
     batch: int = 1
@@ -55,6 +58,7 @@ class PipelineOptions:
     encode: EncodeOptions = EncodeOptions()
     temporal: TemporalSettings | None = None
     overwrite: bool = False
+    strict: bool = False
 
 
 @dataclass
@@ -139,6 +143,13 @@ def derain_video(
     check_encoder(options.encode)
     start = time.perf_counter()
     reader = VideoReader(input_path)
+    try:
+        plan = plan_streams(reader, Path(output_path))
+        report_dropped(plan, input_path, output_path, strict=options.strict)
+    except BaseException:
+        reader.close()
+        raise
+    reader.copy_streams = plan.copy
     stop = threading.Event()
     frames_q: queue.Queue = queue.Queue(maxsize=options.queue_frames)
     out_q: queue.Queue = queue.Queue(maxsize=options.queue_frames)
@@ -172,7 +183,8 @@ def derain_video(
                 if isinstance(item, _End):
                     break
                 if writer is None:
-                    writer = state["writer"] = _open_writer(output_path, reader, item, options)
+                    writer = state["writer"] = _open_writer(output_path, reader, item, options,
+                                                                plan)
                 for packet in pending:
                     writer.mux(packet)
                 pending.clear()
@@ -253,7 +265,7 @@ def derain_video(
         frames=writer.frames,
         seconds=time.perf_counter() - start,
         undecodable=reader.undecodable,
-        copied_streams=len(reader.copy_streams),
+        copied_streams=plan.kept,
         engine=engine.description,
         colour=reader.colour.describe() if reader.colour else "unknown colour",
         temporal=describe_temporal(options.temporal),
@@ -303,7 +315,8 @@ def _infer(engine: Engine, batch: list[DecodedFrame]) -> list[DecodedFrame]:
 
 
 def _open_writer(
-    output_path: str | Path, reader: VideoReader, first: DecodedFrame, options: PipelineOptions
+    output_path: str | Path, reader: VideoReader, first: DecodedFrame, options: PipelineOptions,
+    plan: StreamPlan,
 ) -> VideoWriter:
     if reader.colour is None:
         raise RuntimeError("colour unknown before the first frame (a bug)")
@@ -316,6 +329,8 @@ def _open_writer(
         frame_rate=reader.frame_rate,
         colour=reader.colour,
         options=options.encode,
-        copy_streams=reader.copy_streams,
+        copy_streams=plan.copy,
+        attachments=plan.attachments,
+        timecode=plan.timecode,
         overwrite=options.overwrite,
     )
