@@ -14,6 +14,7 @@ thin shell around this class.
 
 from __future__ import annotations
 
+import collections
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, fields
@@ -27,7 +28,7 @@ from rtderain.backends.base import Engine
 from rtderain.errors import RTDerainError
 from rtderain.jobs import Job, RunSettings
 from rtderain.media.batching import derain_frames
-from rtderain.media.images import check_images, list_images, read_image, write_image
+from rtderain.media.images import check_images, list_images, read_picture, write_picture
 from rtderain.media.reader import VideoReader
 from rtderain.media.transcode import PipelineOptions, Summary, derain_video
 from rtderain.media.writer import EncodeOptions, check_container
@@ -190,6 +191,7 @@ class Derainer:
         overwrite: bool = False,
         progress: Progress | None = None,
         queue_frames: int = 8,
+        strict: bool = False,
         **encode_options: Any,
     ) -> Summary:
         """De-rain the video file ``src`` into ``dst``; returns what was done.
@@ -200,7 +202,9 @@ class Derainer:
         error leaves nothing at ``dst``. ``encode_options`` are fields of
         :class:`rtderain.media.writer.EncodeOptions`: ``codec`` (``h264``, ``hevc``, ``av1``,
         ``ffv1``, ...), ``crf``, ``preset``, ``pix_fmt``, ``options`` (FFmpeg options).
-        ``progress(done, total_estimate)`` is called after each batch.
+        ``progress(done, total_estimate)`` is called after each batch. Streams the output
+        cannot hold are dropped with a warning each, or with ``strict`` are an error
+        before any work (:mod:`rtderain.media.streams`).
         """
         src, dst = Path(src), Path(dst)
         _check_target(src, dst, overwrite)
@@ -216,14 +220,18 @@ class Derainer:
             encode=encode,
             temporal=self.settings.temporal,
             overwrite=overwrite,
+            strict=strict,
         )
-        return derain_video(src, dst, engine, opts, progress)
+        return derain_video(src, dst, engine, opts, progress,
+                            engine_for=lambda h, w: self.engine_for(h, w, self.settings.batch))
 
     def image(self, src: str | Path, dst: str | Path, *, overwrite: bool = False) -> None:
-        """De-rain the image file ``src`` into ``dst`` (format from ``dst``'s suffix)."""
+        """De-rain the image file ``src`` into ``dst`` (format from ``dst``'s suffix); alpha
+        is carried through untouched, a grey image stays grey."""
         src, dst = Path(src), Path(dst)
         _check_target(src, dst, overwrite)
-        write_image(dst, self(read_image(src)), overwrite=overwrite)
+        rgb, alpha, grey = read_picture(src)
+        write_picture(dst, self(rgb), alpha, grey, overwrite=overwrite)
 
     def folder(
         self,
@@ -235,8 +243,8 @@ class Derainer:
     ) -> int:
         """De-rain every image directly in folder ``src`` into folder ``dst`` (same names);
         returns the number of images. The images, in name order, are one video for the
-        temporal stage (frames of a clip). Existing outputs are an error unless
-        ``overwrite``."""
+        temporal stage (frames of a clip); alpha and grey are kept as in :meth:`image`.
+        Existing outputs are an error unless ``overwrite``."""
         files = list_images(src)
         check_images(files)  # a broken image is an error before anything is written
         dst = Path(dst)
@@ -245,15 +253,24 @@ class Derainer:
             raise RTDerainError(f"output exists: {clashes[0]} (use --overwrite to replace it)")
         dst.mkdir(parents=True, exist_ok=True)
         # One stream in name order: batched, and a video to the temporal stage when it is on.
-        outputs = self.frames(read_image(f) for f in files)
+        kept: collections.deque = collections.deque()  # (alpha, grey) of frames in flight
+
+        def rgbs() -> Iterator[np.ndarray]:
+            for f in files:
+                rgb, alpha, grey = read_picture(f)
+                kept.append((alpha, grey))
+                yield rgb
+
+        outputs = self.frames(rgbs())
         for i, (f, out) in enumerate(zip(files, outputs, strict=True)):
-            write_image(dst / f.name, out, overwrite=overwrite)
+            write_picture(dst / f.name, out, *kept.popleft(), overwrite=overwrite)
             if progress is not None:
                 progress(i + 1, len(files))
         return len(files)
 
     def run(self, job: Job, *, overwrite: bool = False, progress: Progress | None = None,
-            encode: EncodeOptions | None = None, queue_frames: int = 8) -> str:
+            encode: EncodeOptions | None = None, queue_frames: int = 8,
+            strict: bool = False) -> str:
         """Run one planned job (:func:`rtderain.jobs.plan_jobs`); returns its summary line.
 
         ``overwrite`` (or ``job.overwrite``) lets the output replace an existing file; without
@@ -262,7 +279,7 @@ class Derainer:
         if job.kind == "video":
             enc = {f.name: getattr(encode, f.name) for f in fields(EncodeOptions)} if encode else {}
             summary = self.video(job.source, job.target, overwrite=overwrite, progress=progress,
-                                 queue_frames=queue_frames, **enc)
+                                 queue_frames=queue_frames, strict=strict, **enc)
             return summary.line()
         if job.kind == "image":
             self.image(job.source, job.target, overwrite=overwrite)

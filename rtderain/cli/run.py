@@ -90,6 +90,9 @@ log = logging.getLogger(__name__)
     help="Neighbours on each side (window) or in the past (causal); default 2.",
 )
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
+@click.option("--strict", is_flag=True,
+              help="Any input stream the output cannot keep (a data track, an attachment "
+              "outside .mkv, ...) is an error before any work, not a warning.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
 def run(
     inputs,
@@ -109,13 +112,16 @@ def run(
     temporal,
     temporal_radius,
     overwrite,
+    strict,
     quiet,
 ) -> None:
     """De-rain videos, images or folders of images.
 
     \b
     A video keeps every frame and its timestamp, its resolution, colour matrix and range,
-    and its audio and subtitle streams (copied as packets). The output is written under
+    its audio and subtitle streams and extra video tracks (copied as packets), Matroska
+    attachments (to .mkv) and a timecode track (to .mov/.mp4); any other stream is
+    dropped with a warning naming it (--strict: an error). The output is written under
     a temporary name and renamed when complete; Ctrl-C leaves nothing at OUTPUT.
 
     \b
@@ -161,6 +167,12 @@ def run(
     for job in jobs:  # an unknown codec, or one the container cannot hold: before any work
         if job.kind == "video":
             check_container(cfg.encode, job.target)
+    if strict:
+        from rtderain.media.streams import check_strict
+
+        for job in jobs:
+            if job.kind == "video":
+                check_strict(job.source, job.target)  # every input, before any work
     if out_dir:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
     from rtderain.api import Derainer  # heavy imports (torch) only when there is work
@@ -178,7 +190,8 @@ def run(
                 bar.update(done - bar.n)
 
             line = derainer.run(job, overwrite=overwrite, progress=progress,
-                                encode=cfg.encode, queue_frames=cfg.queue_frames)
+                                encode=cfg.encode, queue_frames=cfg.queue_frames,
+                                strict=strict)
         if not quiet:
             click.echo(line, err=True)
 

@@ -269,10 +269,14 @@ def stream(source, model, weights, engine, device, precision, threads, temporal,
         if not quiet:
             click.echo(f"[{snap.elapsed:6.1f} s] {snap.source_state}: {snap.line()}", err=True)
 
+    def engine_for(height: int, width: int):  # a camera that changes mode, a reconnect
+        return create_engine(net, engine=engine, device=device, precision=precision,
+                             size=(height, width), settings=_thread_settings(threads))
+
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         summary = run_live(reader, eng, sinks, options, stats=stats, stop=stop,
-                           on_stats=on_stats)
+                           on_stats=on_stats, engine_for=engine_for)
     finally:
         signal.signal(signal.SIGTERM, previous)
     if not quiet:

@@ -124,12 +124,17 @@ def run_live(
     stats: LiveStats | None = None,
     stop: threading.Event | None = None,
     on_stats: Callable[[StatsSnapshot], None] | None = None,
+    engine_for: Callable[[int, int], Engine] | None = None,
 ) -> StatsSnapshot:
     """De-rain ``source`` live into ``sinks`` until it ends or is stopped; returns the stats.
 
     ``source`` is a source string, or a :class:`SourceReader` (made with the same ``stats``,
     ``stop`` and queue options) that may already be opened, e.g. to learn the frame size
     before building the engine.
+
+    A frame size that changes (a camera changing mode, a reconnect at a new size) gets the
+    engine ``engine_for(height, width)`` (None: ``engine`` takes every size); the sinks
+    write each frame at its size where they can, else scale it (one warning).
 
     Ctrl-C (KeyboardInterrupt) in the calling thread is a normal stop. Errors of the source
     (e.g. the first connection failing, or giving up reconnecting) and of the sinks are
@@ -143,11 +148,13 @@ def run_live(
     temporal = options.temporal
     stage = TemporalStage(settings=temporal) if temporal and temporal.mode != "off" else None
     reader: SourceReader | None = source if isinstance(source, SourceReader) else None
+    engines: dict[tuple[int, int], Engine] = {}
     try:
         if reader is None:
             reader = make_reader(os.fspath(source), options, stats, stop)
         size = reader.size if reader.opened else reader.open()
         if size is not None:
+            engines[(size[1], size[0])] = engine
             t0 = time.monotonic()
             derain_frame(engine, np.zeros((size[1], size[0], 3), np.uint8))
             log.info("engine warm-up at %dx%d: %.2f s", *size, time.monotonic() - t0)
@@ -185,7 +192,13 @@ def run_live(
                 stats.on_stale()
                 continue
             t0 = time.monotonic()
-            derained = derain_frame(engine, frame.rgb)
+            shape = frame.rgb.shape[:2]
+            if shape not in engines:
+                if engines:
+                    log.info("live: frame size now %dx%d", shape[1], shape[0])
+                engines[shape] = engine if engine_for is None or not engines else engine_for(
+                    *shape)
+            derained = derain_frame(engines[shape], frame.rgb)
             if stage is not None:
                 [(derained, _)] = stage.push(frame.rgb, derained)  # causal: its own frame
             t_out = time.monotonic()

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 import av
+import cv2
 import numpy as np
 
 from rtderain.errors import MediaError, RTDerainError
@@ -185,6 +186,7 @@ class StreamSink:
     """Publish the de-rained frames: H.264 (x264 ultrafast, zerolatency) to ``url``.
 
     Timestamps are the source's; odd sizes are padded by one edge pixel (4:2:0 needs even).
+    A frame of another size than the first is scaled to the stream's size (one warning).
     """
 
     name = "stream"
@@ -201,6 +203,7 @@ class StreamSink:
         self.time_base: Fraction | None = None
         self.colour = ColourInfo(colorspace=1, color_range=1, color_primaries=1, color_trc=1)
         self.last_pts: int | None = None
+        self.scaled = False
 
     def _open(self, rgb: np.ndarray, time_base: Fraction) -> None:
         h, w = rgb.shape[:2]
@@ -232,6 +235,13 @@ class StreamSink:
         assert self.stream is not None and self.time_base is not None
         if rgb.shape[0] % 2 or rgb.shape[1] % 2:
             rgb = np.pad(rgb, ((0, rgb.shape[0] % 2), (0, rgb.shape[1] % 2), (0, 0)), mode="edge")
+        size = (self.stream.width, self.stream.height)
+        if rgb.shape[1::-1] != size:
+            if not self.scaled:
+                self.scaled = True
+                log.warning("stream out: the frame size changes from %dx%d to %dx%d; frames "
+                            "are scaled to %dx%d", *size, *rgb.shape[1::-1], *size)
+            rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
         pts = round(src.pts * src.time_base / self.time_base)
         if self.last_pts is not None and pts <= self.last_pts:
             return

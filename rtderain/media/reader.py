@@ -1,7 +1,8 @@
 """Video decoding with PyAV: the file source.
 
 :class:`VideoReader` opens a file, finds its video stream and the streams to copy (audio,
-subtitles), and yields decoded frames in presentation order with their source ``pts``.
+subtitles by default; the file pipeline sets them from :mod:`rtderain.media.streams`), and
+yields decoded frames in presentation order with their source ``pts``.
 Packets that cannot be decoded are counted and skipped; everything that decodes is kept.
 A truncated file (a cut-off last packet, a demuxing error, or a video that ends well before
 the duration its header declares) is decoded to its last decodable frame and reported:
@@ -85,9 +86,6 @@ class VideoReader:
             self.copy_streams = tuple(
                 s for s in self.container.streams if s.type in copy and s is not self.stream
             )
-            for s in self.container.streams:
-                if s is not self.stream and s not in self.copy_streams:
-                    log.info("%s: stream #%d (%s) is not copied", self.path, s.index, s.type)
         except BaseException:
             self.container.close()
             raise

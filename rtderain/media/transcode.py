@@ -6,6 +6,8 @@
     VideoReader.frames  --q-->    batch N, pad, engine.infer, crop  --q-->  VideoWriter
     copied packets ---------------------------------------------------q-->  (muxed as-is)
 
+A batch never mixes frame sizes: a size change mid-stream (concatenated TS, a camera
+changing mode) ends the batch, and the new size gets its own engine (``engine_for``).
 Queues are bounded (frames block, none is dropped), each carries an end marker or the
 error that stopped its thread, which the calling thread re-raises. The output is renamed
 into place only after the encoder is flushed; on any error or Ctrl-C it is removed.
@@ -26,6 +28,7 @@ from rtderain.backends.base import Engine
 from rtderain.errors import MediaError
 from rtderain.media.batching import derain_frames
 from rtderain.media.reader import DecodedFrame, VideoReader
+from rtderain.media.streams import StreamPlan, plan_streams, report_dropped
 from rtderain.media.writer import EncodeOptions, VideoWriter, check_container, check_copies
 from rtderain.temporal import TemporalSettings, TemporalStage
 
@@ -46,6 +49,8 @@ class PipelineOptions:
             order, with its own pts.
         overwrite: the finished output may replace a file at the output path; without it
             the final rename never replaces one (not even one created during the run).
+        strict: a stream of the input that the output cannot keep is an error before any
+            work (else one warning each; see :mod:`rtderain.media.streams`).
     """
 
     batch: int = 1
@@ -53,6 +58,7 @@ class PipelineOptions:
     encode: EncodeOptions = EncodeOptions()
     temporal: TemporalSettings | None = None
     overwrite: bool = False
+    strict: bool = False
 
 
 @dataclass
@@ -120,6 +126,7 @@ def derain_video(
     engine: Engine,
     options: PipelineOptions = PipelineOptions(),
     progress: Callable[[int, int], None] | None = None,
+    engine_for: Callable[[int, int], Engine] | None = None,
 ) -> Summary:
     """De-rain ``input_path`` into ``output_path`` with ``engine``.
 
@@ -128,6 +135,8 @@ def derain_video(
 
     Args:
         progress: called as ``progress(frames_done, frames_total_estimate)`` after each batch.
+        engine_for: ``engine_for(height, width)``, the engine for frames of another size
+            than the first (a size change mid-stream); None: ``engine`` takes every size.
     Raises:
         MediaError: unreadable input, no video stream, nothing decodable, write failure.
     """
@@ -135,10 +144,13 @@ def derain_video(
     start = time.perf_counter()
     reader = VideoReader(input_path)
     try:
-        check_copies(reader.copy_streams, output_path)  # before any frame is de-rained
+        plan = plan_streams(reader, Path(output_path))
+        report_dropped(plan, input_path, output_path, strict=options.strict)
+        check_copies(plan.copy, output_path)  # before any frame is de-rained
     except BaseException:
         reader.close()
         raise
+    reader.copy_streams = plan.copy
     stop = threading.Event()
     frames_q: queue.Queue = queue.Queue(maxsize=options.queue_frames)
     out_q: queue.Queue = queue.Queue(maxsize=options.queue_frames)
@@ -172,7 +184,8 @@ def derain_video(
                 if isinstance(item, _End):
                     break
                 if writer is None:
-                    writer = state["writer"] = _open_writer(output_path, reader, item, options)
+                    writer = state["writer"] = _open_writer(output_path, reader, item, options,
+                                                                plan)
                 for packet in pending:
                     writer.mux(packet)
                 pending.clear()
@@ -191,10 +204,13 @@ def derain_video(
     for t in threads:
         t.start()
     done = 0
+    engines = {(reader.height, reader.width): engine}
     try:
         ended = False
+        held: DecodedFrame | None = None  # the first frame of a new size: the next batch's
         while not ended:
-            batch: list[DecodedFrame] = []
+            batch: list[DecodedFrame] = [held] if held is not None else []
+            held = None
             while len(batch) < options.batch:
                 item = _get(frames_q, stop) if not batch else _poll(frames_q)
                 if item is None:
@@ -204,11 +220,19 @@ def derain_video(
                 if isinstance(item, _End):
                     ended = True
                     break
+                if batch and item.rgb.shape != batch[0].rgb.shape:
+                    held = item
+                    break
                 batch.append(item)
             if "error" in state:
                 raise state["error"]
             if batch:
-                for item in _temporal(stage, batch, _infer(engine, batch)):
+                size = batch[0].rgb.shape[:2]
+                if size not in engines:
+                    log.log(logging.INFO if done else logging.DEBUG, "%s: frame %d is %dx%d",
+                            input_path, batch[0].index, *size[::-1])
+                    engines[size] = engine_for(*size) if engine_for is not None else engine
+                for item in _temporal(stage, batch, _infer(engines[size], batch)):
                     _put(out_q, item, stop)
                 done += len(batch)
                 if progress:
@@ -242,7 +266,7 @@ def derain_video(
         frames=writer.frames,
         seconds=time.perf_counter() - start,
         undecodable=reader.undecodable,
-        copied_streams=len(reader.copy_streams),
+        copied_streams=plan.kept,
         engine=engine.description,
         colour=reader.colour.describe() if reader.colour else "unknown colour",
         temporal=describe_temporal(options.temporal),
@@ -292,7 +316,8 @@ def _infer(engine: Engine, batch: list[DecodedFrame]) -> list[DecodedFrame]:
 
 
 def _open_writer(
-    output_path: str | Path, reader: VideoReader, first: DecodedFrame, options: PipelineOptions
+    output_path: str | Path, reader: VideoReader, first: DecodedFrame, options: PipelineOptions,
+    plan: StreamPlan,
 ) -> VideoWriter:
     if reader.colour is None:
         raise RuntimeError("colour unknown before the first frame (a bug)")
@@ -305,6 +330,8 @@ def _open_writer(
         frame_rate=reader.frame_rate,
         colour=reader.colour,
         options=options.encode,
-        copy_streams=reader.copy_streams,
+        copy_streams=plan.copy,
+        attachments=plan.attachments,
+        timecode=plan.timecode,
         overwrite=options.overwrite,
     )

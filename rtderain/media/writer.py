@@ -5,26 +5,36 @@ place only in :meth:`VideoWriter.close`, after the encoder is flushed; :meth:`ab
 removes the temporary file. Frame timestamps are the caller's (source ``pts`` in the
 source ``time_base``), never rebuilt from a frame rate. Audio and subtitle streams are
 copied as packets from their input streams (``add_stream_from_template``).
+
+A frame size that changes mid-stream (concatenated TS, a camera changing mode) is written
+at its own size where the format carries codec parameters in band (MPEG-TS with H.264,
+HEVC or MPEG-2: the encoder is restarted at the new size); elsewhere the frame is scaled
+to the output's size, with one warning for the file.
 """
 
 from __future__ import annotations
 
-import io
 import logging
 import os
-import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import av
+import cv2
 import numpy as np
 
 from rtderain import util
 from rtderain.config import check_range
 from rtderain.errors import MediaError
 from rtderain.media.colour import ColourInfo, hdr_params, rgb_to_frame
+from rtderain.media.containers import (
+    _container_takes,
+    _find_encoder,
+    refused_copy,
+    remove_stale_partials,
+)
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +53,8 @@ _PRESET_CODECS = {"libx264", "libx265", "h264_nvenc", "hevc_nvenc"}
 # Encoders that code interlaced pictures as such (interlaced DCT and motion estimation).
 _INTERLACED_CODECS = {"libx264", "mpeg2video", "mpeg4"}
 _TOP_FIRST = {2, 5}  # AV_FIELD_TT, AV_FIELD_BT: the top field is displayed first
-# Containers a refused stream is checked against, to say which would take it.
-_SUGGESTED = {".mkv": "matroska", ".mp4": "mp4", ".mov": "mov"}
-# Text subtitle codec each container takes, for the conversion the error suggests.
-_TEXT_SUBTITLES = {".mkv": "srt", ".mp4": "mov_text", ".mov": "mov_text", ".webm": "webvtt"}
+# Encoders whose parameter sets travel in band in MPEG-TS: a new size is a new sequence.
+_INBAND_CODECS = {"libx264", "libx265", "h264_nvenc", "hevc_nvenc", "mpeg2video", "mpeg1video"}
 
 
 @dataclass(frozen=True)
@@ -89,7 +97,7 @@ def check_encoder(options: EncodeOptions) -> av.Codec:
 
 # Encoders a refusal suggests, in this order, where this FFmpeg has them and the container
 # takes them.
-_SUGGESTED = ("h264", "hevc", "vp9", "av1", "ffv1")
+_SUGGESTED_ENCODERS = ("h264", "hevc", "vp9", "av1", "ffv1")
 
 
 def check_container(options: EncodeOptions, path: str | Path) -> av.Codec:
@@ -103,7 +111,7 @@ def check_container(options: EncodeOptions, path: str | Path) -> av.Codec:
         raise MediaError(f"{path}: no container format for the extension {path.suffix!r} "
                          "(use .mp4, .mkv, .mov, .webm, ...)")
     if not takes:
-        fits = [name for name in _SUGGESTED if _find_encoder(CODEC_ALIASES.get(name, name))
+        fits = [name for name in _SUGGESTED_ENCODERS if _find_encoder(CODEC_ALIASES.get(name, name))
                 and _container_takes(path, CODEC_ALIASES.get(name, name))]
         hint = f"use --codec {' or '.join(fits)}, or" if fits else "use"
         raise MediaError(
@@ -111,31 +119,6 @@ def check_container(options: EncodeOptions, path: str | Path) -> av.Codec:
             f"{hint} another container (.mp4, .mkv)"
         )
     return codec
-
-
-def _find_encoder(name: str) -> av.Codec | None:
-    try:
-        return av.Codec(name, "w")
-    except Exception:  # PyAV raises several types for an unknown codec
-        return None
-
-
-def _container_takes(path: Path, encoder: str) -> bool | None:
-    """Whether the muxer for ``path``'s extension accepts ``encoder`` (PyAV's own check in
-    ``add_stream``, on an in-memory container); None: no muxer for that extension."""
-    buf = io.BytesIO()
-    buf.name = path.name
-    try:
-        container = av.open(buf, mode="w")
-    except (av.FFmpegError, ValueError):
-        return None
-    try:
-        container.add_stream(encoder)
-    except ValueError:
-        return False
-    finally:
-        container.close()
-    return True
 
 
 def choose_pix_fmt(
@@ -167,40 +150,6 @@ def choose_pix_fmt(
     return supported[0]
 
 
-def remove_stale_partials(path: Path) -> list[Path]:
-    """Remove the temporary files ``.NAME.partial-PID.ext`` beside ``path`` left by runs
-    that were killed (their PID is no longer running); returns what was removed."""
-    pattern = re.compile(
-        rf"\.{re.escape(path.stem)}\.partial-(\d+){re.escape(path.suffix)}"
-    )
-    removed = []
-    try:
-        entries = list(path.parent.iterdir())
-    except OSError:
-        return removed
-    for entry in entries:
-        match = pattern.fullmatch(entry.name)
-        if match and int(match[1]) != os.getpid() and not _running(int(match[1])):
-            try:
-                entry.unlink()
-            except OSError as exc:
-                log.warning("cannot remove stale temporary file %s: %s", entry, exc)
-                continue
-            log.info("removed %s, left by a stopped run (PID %s)", entry, match[1])
-            removed.append(entry)
-    return removed
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, OverflowError):
-        return False
-    except PermissionError:  # someone else's process
-        return True
-    return True
-
-
 class VideoWriter:
     """Encode RGB frames (plus copied packet streams) into ``path``.
 
@@ -211,7 +160,12 @@ class VideoWriter:
         frame_rate: nominal rate for the encoder's rate control (never used for timestamps).
         colour: source colour description (matrix, range, tags, bit depth).
         options: encoder settings.
-        copy_streams: input streams (audio, subtitles) whose packets :meth:`mux` copies.
+        copy_streams: input streams (audio, subtitles, extra video) whose packets
+            :meth:`mux` copies.
+        attachments: input attachment streams (fonts of ASS subtitles) embedded again
+            (Matroska only).
+        timecode: the source's start timecode (``HH:MM:SS:FF``), written as the video's
+            timecode (a ``tmcd`` track in .mov/.mp4).
         overwrite: the final rename may replace a file at ``path``. Without it (the default)
             it never does, not even for a file created there during the run: the finished
             output is then kept beside it as ``NAME.rtderain-PID.ext`` and :meth:`close`
@@ -229,6 +183,8 @@ class VideoWriter:
         colour: ColourInfo,
         options: EncodeOptions,
         copy_streams: tuple[Any, ...] = (),
+        attachments: tuple[Any, ...] = (),
+        timecode: str | None = None,
         overwrite: bool = False,
     ) -> None:
         self.path = Path(path)
@@ -241,7 +197,10 @@ class VideoWriter:
         self.colour = colour
         self.frames = 0
         self.muxed = 0  # video packets in the file so far (frames, once encoded)
-        codec = check_container(options, self.path)
+        self.width, self.height = width, height
+        self.codec = codec = check_container(options, self.path)
+        self.options = options
+        self.frame_rate = frame_rate
         self.pix_fmt = choose_pix_fmt(codec, options, colour, width, height)
         try:
             self.container = av.open(str(self.tmp_path), mode="w")
@@ -249,10 +208,20 @@ class VideoWriter:
             raise MediaError(f"cannot write {self.path}: {exc}".splitlines()[0]) from None
         try:
             self.stream = self._add_video(codec, options, width, height, frame_rate)
+            if timecode:
+                self.stream.metadata["timecode"] = timecode
             self._copies = {s.index: self._add_copy(s) for s in copy_streams}
+            for att in attachments:
+                self.container.add_attachment(att.name, att.mimetype, bytes(att.data))
         except BaseException:
             self.abort()
             raise
+        # The encoder now running: the stream's, or one restarted at a new frame size.
+        self._encoder: Any = self.stream.codec_context
+        self._size = (width, height)
+        self._inband = (self.container.format.name == "mpegts"
+                        and codec.name in _INBAND_CODECS)
+        self._scaled_from: tuple[int, int] | None = None  # first size scaled to the output's
 
     def _add_video(
         self,
@@ -262,6 +231,17 @@ class VideoWriter:
         height: int,
         frame_rate: Fraction | None,
     ) -> av.VideoStream:
+        opts = self._encoder_options(codec, options)
+        stream = self.container.add_stream(codec.name, rate=frame_rate, options=opts)
+        stream.width, stream.height = width, height
+        stream.pix_fmt = self.pix_fmt
+        stream.time_base = self.time_base
+        self._configure(stream.codec_context)
+        if self.colour.display_matrix is not None:  # orientation on display (rotation, flips)
+            stream.set_display_matrix(list(self.colour.display_matrix))
+        return stream
+
+    def _encoder_options(self, codec: av.Codec, options: EncodeOptions) -> dict[str, str]:
         opts = dict(options.options)
         if options.crf is not None and codec.name in _CRF_CODECS:
             opts.setdefault("crf", str(options.crf))
@@ -282,11 +262,10 @@ class VideoWriter:
                 order = "tff=1" if self.colour.field_order in _TOP_FIRST else "bff=1"
                 params = opts.get("x264-params")
                 opts["x264-params"] = f"{params}:{order}" if params else order
-        stream = self.container.add_stream(codec.name, rate=frame_rate, options=opts)
-        stream.width, stream.height = width, height
-        stream.pix_fmt = self.pix_fmt
-        stream.time_base = self.time_base
-        cc = stream.codec_context
+        return opts
+
+    def _configure(self, cc: Any) -> None:
+        """Time base, colour tags and field order of an encoder (the stream's or a new one)."""
         cc.time_base = self.time_base
         cc.colorspace = self.colour.colorspace
         cc.color_range = self.colour.color_range
@@ -294,27 +273,64 @@ class VideoWriter:
         cc.color_trc = self.colour.color_trc
         if self.colour.field_order:  # interlaced sources stay interlaced, in their order
             cc.field_order = self.colour.field_order
-        if self.colour.display_matrix is not None:  # orientation on display (rotation, flips)
-            stream.set_display_matrix(list(self.colour.display_matrix))
-        return stream
 
     def _add_copy(self, template: Any) -> Any:
         # The muxer decides (avformat_query_codec); PyAV's supported_codecs misses every
         # codec of a muxer without a codec tag table (AAC in MPEG-TS).
         try:
-            return self.container.add_stream_from_template(template)
+            out = self.container.add_stream_from_template(template)
         except ValueError:
             raise MediaError(refused_copy(template, self.path)) from None
+        if template.type == "video":  # e.g. a cover picture stays one
+            out.disposition = template.disposition
+        return out
 
     def write(self, rgb: np.ndarray, pts: int) -> None:
-        """Encode one (H, W, 3) RGB uint8/uint16 frame at ``pts`` (in ``time_base``)."""
+        """Encode one (H, W, 3) RGB uint8/uint16 frame at ``pts`` (in ``time_base``).
+
+        A frame of another size than the encoder's restarts the encoder at that size
+        (MPEG-TS with an in-band codec) or is scaled to the output's size (one warning)."""
+        h, w = rgb.shape[:2]
+        if (w, h) != self._size:
+            rgb = self._new_size(rgb, pts)
         frame = rgb_to_frame(rgb, self.pix_fmt, self.colour)
         frame.pts = pts
         frame.time_base = self.time_base
-        packets = self.stream.encode(frame)
         self.frames += 1
+        self._flush_packets(self._encoder.encode(frame))
+
+    def _flush_packets(self, packets: list[av.Packet]) -> None:
+        for packet in packets:
+            packet.stream = self.stream
         self._mux(packets)
         self.muxed += len(packets)
+
+    def _new_size(self, rgb: np.ndarray, pts: int) -> np.ndarray:
+        h, w = rgb.shape[:2]
+        if self._inband:
+            log.info("%s: frame size %dx%d -> %dx%d at pts %d: encoder restarted at the new "
+                     "size", self.path, *self._size, w, h, pts)
+            self._flush_packets(self._encoder.encode(None))
+            self.pix_fmt = choose_pix_fmt(self.codec, self.options, self.colour, w, h)
+            cc = av.CodecContext.create(self.codec.name, "w")
+            cc.width, cc.height, cc.pix_fmt = w, h, self.pix_fmt
+            if self.frame_rate:
+                cc.framerate = self.frame_rate
+            cc.options = self._encoder_options(self.codec, self.options)
+            self._configure(cc)
+            self._encoder, self._size = cc, (w, h)
+            return rgb
+        if self._scaled_from is None:
+            self._scaled_from = (w, h)
+            log.warning(
+                "%s: the frame size changes from %dx%d to %dx%d at pts %d; a %s file keeps "
+                "one size, so such frames are scaled to %dx%d (an .ts output keeps every "
+                "size)", self.path, self.width, self.height, w, h, pts,
+                self.path.suffix or self.container.format.name, self.width, self.height,
+            )
+        shrink = w * h > self.width * self.height
+        return cv2.resize(rgb, (self.width, self.height),
+                          interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
     def mux(self, packet: av.Packet) -> None:
         """Copy a demuxed packet of one of ``copy_streams``."""
@@ -335,7 +351,7 @@ class VideoWriter:
         into place. A write error on the way (disk full) removes the temporary file and is
         a :class:`MediaError`: nothing appears at ``path``."""
         try:
-            self._mux(self.stream.encode(None))
+            self._flush_packets(self._encoder.encode(None))
             self.container.close()
         except (OSError, av.FFmpegError) as exc:
             self.abort()
@@ -358,9 +374,7 @@ class VideoWriter:
         :class:`MediaError` says so.
         """
         try:
-            packets = self.stream.encode(None)
-            self._mux(packets)
-            self.muxed += len(packets)
+            self._flush_packets(self._encoder.encode(None))
         except (MediaError, OSError, av.FFmpegError) as exc:
             log.debug("%s: encoder flush after a write error failed: %s", self.path, exc)
         try:
@@ -385,58 +399,3 @@ class VideoWriter:
         except Exception as exc:  # already broken: nothing more to save
             log.debug("closing aborted output %s: %s", self.tmp_path, exc)
         self.tmp_path.unlink(missing_ok=True)
-
-
-def check_copies(templates: tuple[Any, ...], path: str | Path) -> None:
-    """Raise :func:`refused_copy`'s error for the first of ``templates`` (input streams to
-    copy) that the container of ``path`` (by its suffix) refuses; nothing is written."""
-    buf = io.BytesIO()
-    buf.name = Path(path).name
-    try:
-        out = av.open(buf, mode="w")
-    except ValueError:  # no container for this suffix: VideoWriter's error says so
-        return
-    try:
-        for template in templates:
-            try:
-                out.add_stream_from_template(template)
-            except ValueError:
-                raise MediaError(refused_copy(template, Path(path))) from None
-    finally:
-        out.close()
-
-
-def _takes(fmt: str, template: Any) -> bool:
-    """Whether the ``fmt`` muxer takes a packet copy of ``template`` (its header is written
-    to memory, so the muxer's own checks run)."""
-    out = av.open(io.BytesIO(), mode="w", format=fmt)
-    try:
-        out.add_stream_from_template(template)
-        out.start_encoding()
-        return True
-    except (ValueError, av.FFmpegError):
-        return False
-    finally:
-        try:
-            out.close()
-        except av.FFmpegError as exc:
-            log.debug("closing the %s probe container: %s", fmt, exc)
-
-
-def refused_copy(template: Any, path: Path) -> str:
-    """The one-line error for a stream the output container of ``path`` cannot store:
-    which containers would take it, and how to convert or drop it for this one."""
-    kind, name, index = template.type, template.codec_context.name, template.index
-    suffix = path.suffix.lower()
-    source = Path(getattr(template.container, "name", "") or "IN")
-    others = [ext for ext, fmt in _SUGGESTED.items() if ext != suffix and _takes(fmt, template)]
-    text = f"{kind} codec {name!r} of input stream #{index} cannot be stored in a {suffix} file"
-    where = f"write {' or '.join(others)} instead, or " if others else ""
-    if kind == "subtitle":
-        target = _TEXT_SUBTITLES.get(suffix)
-        convert = (f"convert them first (ffmpeg -i {source.name} -map 0 -c copy -c:s {target} "
-                   f"{source.stem}-{target}{suffix}) or " if target else "")
-        return (f"{text}: {where}{convert}drop them (ffmpeg -i {source.name} -map 0 -map -0:s "
-                f"-c copy {source.stem}-nosubs{source.suffix})")
-    return (f"{text}: {where}convert the stream first (ffmpeg -i {source.name} -map 0 -c copy "
-            f"-c:{index} CODEC {source.stem}-converted{suffix})")
