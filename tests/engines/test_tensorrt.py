@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import sys
 
 import pytest
 import torch
@@ -13,6 +14,8 @@ from rtderain.backends.cache import ArtifactKey
 from rtderain.backends.tensorrt_backend import (
     TensorRTBackend,
     TensorRTSettings,
+    _import_trt,
+    check_pair,
     compile_kwargs,
     prepare,
 )
@@ -48,7 +51,8 @@ def test_export_for_tensorrt_is_fp16_static_and_close_to_fp32():
 
 
 def _new_api(exported_program, inputs=None, *, arg_inputs=None, use_explicit_typing=True,
-             min_block_size=5, optimization_level=None, workspace_size=0):
+             min_block_size=5, optimization_level=None, workspace_size=0, device=None,
+             disable_tf32=False):
     """Signature of torch_tensorrt.dynamo.compile >= 2.9 (explicit typing)."""
 
 
@@ -67,6 +71,54 @@ def test_compile_arguments_follow_the_installed_api():
     assert old["inputs"] == [example] and old["enabled_precisions"] == {torch.float16}
     for kwargs, fn in ((new, _new_api), (old, _old_api)):
         inspect.signature(fn).bind(None, **kwargs)  # every argument is accepted
+
+
+def test_compile_targets_the_asked_gpu_and_fp32_without_tf32():
+    example = torch.zeros(SPEC.shape, dtype=torch.float32)
+    settings = TensorRTSettings()
+    gpu1 = torch.device("cuda:1")
+    fp32 = compile_kwargs(_new_api, example, "fp32", settings, gpu1)
+    assert fp32["device"] == gpu1  # not GPU 0, whatever --device said
+    assert fp32["disable_tf32"] is True
+    fp16 = compile_kwargs(_new_api, example, "fp16", settings, gpu1)
+    assert fp16["device"] == gpu1 and "disable_tf32" not in fp16
+    assert "device" not in compile_kwargs(_old_api, example, "fp32", settings, gpu1)
+
+
+@pytest.mark.parametrize(
+    ("error", "words"),
+    [
+        ('raise OSError("libnvinfer.so.10: cannot open shared object")', "OSError: libnvinfer"),
+        ('raise RuntimeError("operator trt::execute_engine missing")', "RuntimeError: operator"),
+        ("import tensorrt_libs_that_are_missing", "tensorrt_libs_that_are_missing"),
+    ],
+)
+def test_a_broken_torch_tensorrt_is_unavailable_with_its_reason(
+    tmp_path, monkeypatch, error, words
+):
+    (tmp_path / "torch_tensorrt.py").write_text(error + "\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "torch_tensorrt", raising=False)
+    with pytest.raises(BackendUnavailable, match="torch_tensorrt cannot load") as info:
+        _import_trt()
+    assert words in str(info.value)
+    with pytest.raises(BackendUnavailable):  # versions(), which bench speed calls, too
+        TensorRTBackend().versions()
+
+
+def test_missing_torch_tensorrt_says_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch_tensorrt", None)  # import raises ImportError
+    with pytest.raises(BackendUnavailable, match="not installed"):
+        _import_trt()
+
+
+def test_torch_and_torch_tensorrt_must_be_a_pair():
+    check_pair("2.9.1+cu128", "2.9.0")  # same minor: fine
+    check_pair("2.11.0", "2.11.0rc1")
+    with pytest.raises(BackendUnavailable, match=r"built for torch 2\.9, this is torch 2\.11"):
+        check_pair("2.11.0+cu130", "2.9.0")
+    with pytest.raises(BackendUnavailable, match=r"torch-tensorrt==2\.11\.\*"):
+        check_pair("2.11.0", "2.12.0")
 
 
 def test_tensorrt_cache_key_names_the_build():
