@@ -131,18 +131,39 @@ def test_tensorrt_cache_key_names_the_build():
 
 @pytest.mark.gpu
 @pytest.mark.tensorrt
-def test_tensorrt_build_save_reload_parity(tmp_path):
+def test_tensorrt_build_save_reload_parity(tmp_path, monkeypatch):
+    """Build, then a second create_engine that must reuse the saved .ep (counted builds,
+    an unchanged sidecar), both close to eager fp32, through the float and uint8 paths."""
     if not torch.cuda.is_available():
         pytest.skip("needs an NVIDIA GPU with CUDA")
     pytest.importorskip("torch_tensorrt")
+    import json
+
+    import numpy as np
+
+    from rtderain.media.batching import derain_frames
+
+    builds = []
+    real_build = TensorRTBackend.build
+    monkeypatch.setattr(TensorRTBackend, "build",
+                        lambda self, *a: builds.append(a[1]) or real_build(self, *a))
     model = perturbed_model("mgid-rt")
     engine = registry.create_engine(model, "tensorrt", "cuda", "fp16", size=(64, 96), batch=2,
                                     engines_dir=tmp_path)
     assert engine.name == "tensorrt", engine.selection
+    (sidecar,) = tmp_path.glob("*.json")
+    built = json.loads(sidecar.read_text())["built_at"], sidecar.stat().st_mtime_ns
     x = torch.rand(3, 3, 64, 96, device="cuda") * 2 - 1
     expected = model.cuda()(x)
     assert psnr(engine.infer(x), expected) >= 40.0
-    again = registry.create_engine(model, "tensorrt", "cuda", "fp16", size=(64, 96), batch=2,
-                                   engines_dir=tmp_path)  # reloads the saved .ep
+    frames = ((x + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    want = ((expected + 1) * 127.5).round().clamp(0, 255).permute(0, 2, 3, 1).cpu()
+    got = derain_frames(engine, list(frames))  # the uint8 path video runs
+    assert got.dtype == np.uint8
+    assert psnr(torch.from_numpy(got).float() / 127.5 - 1, want / 127.5 - 1) >= 40.0
+    again = registry.create_engine(model, "tensorrt", "cuda:0", "fp16", size=(64, 96),
+                                   batch=2, engines_dir=tmp_path)  # "cuda:0" is "cuda"
+    assert len(builds) == 1  # reused, not rebuilt
+    assert (json.loads(sidecar.read_text())["built_at"], sidecar.stat().st_mtime_ns) == built
     assert psnr(again.infer(x), expected) >= 40.0
     assert len(list(tmp_path.glob("*.ep"))) == 1
