@@ -24,7 +24,7 @@ from typing import Any
 
 from rtderain.backends.base import Engine
 from rtderain.errors import MediaError
-from rtderain.media.batching import derain_frames
+from rtderain.media.batching import submit_frames
 from rtderain.media.reader import DecodedFrame, VideoReader
 from rtderain.media.writer import EncodeOptions, VideoWriter, check_encoder
 from rtderain.temporal import TemporalSettings, TemporalStage
@@ -186,6 +186,7 @@ def derain_video(
     for t in threads:
         t.start()
     done = 0
+    pending: tuple[list[DecodedFrame], Callable[[], Any]] | None = None
     try:
         ended = False
         while not ended:
@@ -202,12 +203,18 @@ def derain_video(
                 batch.append(item)
             if "error" in state:
                 raise state["error"]
-            if batch:
-                for item in _temporal(stage, batch, _infer(engine, batch)):
-                    _put(out_q, item, stop)
-                done += len(batch)
+            # One batch in flight: batch k+1 is queued (uploading, computing on a GPU)
+            # before batch k is collected, encoded and the next one decoded.
+            queued = (batch, submit_frames(engine, [f.rgb for f in batch])) if batch else None
+            if pending is not None:
+                done += _emit(stage, *pending, out_q, stop)
                 if progress:
                     progress(done, reader.frame_count)
+            pending = queued
+        if pending is not None:
+            done += _emit(stage, *pending, out_q, stop)
+            if progress:
+                progress(done, reader.frame_count)
         if stage is not None:
             for rgb, item in stage.flush():
                 _put(out_q, DecodedFrame(item.index, rgb, item.pts), stop)
@@ -280,10 +287,19 @@ def _temporal(
     return final
 
 
-def _infer(engine: Engine, batch: list[DecodedFrame]) -> list[DecodedFrame]:
-    """Run one batch of same-size frames through the engine; returns de-rained frames."""
-    out = derain_frames(engine, [f.rgb for f in batch])
-    return [DecodedFrame(f.index, out[i], f.pts) for i, f in enumerate(batch)]
+def _emit(
+    stage: TemporalStage | None,
+    batch: list[DecodedFrame],
+    result: Callable[[], Any],
+    out_q: queue.Queue,
+    stop: threading.Event,
+) -> int:
+    """Collect a submitted batch and hand its final frames to the encoder; returns N."""
+    out = result()
+    frames = [DecodedFrame(f.index, out[i], f.pts) for i, f in enumerate(batch)]
+    for item in _temporal(stage, batch, frames):
+        _put(out_q, item, stop)
+    return len(batch)
 
 
 def _open_writer(
