@@ -44,7 +44,7 @@ except ImportError:  # pragma: no cover - Windows
 import torch
 
 from rtderain import __version__, util
-from rtderain.backends.base import BuildRejected, BuildSpec
+from rtderain.backends.base import BackendUnavailable, BuildRejected, BuildSpec
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,25 @@ def engines_dir(option: str | Path | None = None) -> Path:
     if (_REPO_ROOT / "pyproject.toml").is_file():
         return _REPO_ROOT / "engines"
     return Path.home() / ".cache" / "rtderain" / "engines"
+
+
+def normalise_device(device: torch.device | str) -> torch.device:
+    """``cuda`` -> ``cuda:N`` (the current GPU, 0 without CUDA): one device, one cache key."""
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None:
+        index = torch.cuda.current_device() if torch.cuda.is_available() else 0
+        return torch.device("cuda", index)
+    return device
+
+
+def device_versions(device: torch.device | str) -> dict[str, str]:
+    """What a GPU artifact depends on besides the runtimes: the GPU's compute capability
+    and the CUDA runtime torch was built with (``{}`` on a CPU, so CPU keys do not move)."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return {}
+    major, minor = torch.cuda.get_device_capability(device)
+    return {"compute_capability": f"{major}.{minor}", "cuda_runtime": str(torch.version.cuda)}
 
 
 def device_name(device: torch.device | str) -> str:
@@ -196,7 +215,9 @@ class EngineCache:
         Args:
             build: writes the artifact to the given (temporary) path.
             load: turns a valid artifact path into a ready object; if it raises on a file
-                that passed the checksum, the file is rebuilt once with a warning.
+                that passed the checksum, the file is rebuilt once with a warning, except
+                :class:`BackendUnavailable` (the runtime cannot run here, e.g. its GPU
+                provider did not load): no file would do, so it propagates.
         """
         artifact, sidecar = self.paths(key, suffix)
         self._raise_if_rejected(key)
@@ -211,6 +232,8 @@ class EngineCache:
                 try:
                     log.info("engine cache: reusing %s", artifact.name)
                     return load(artifact)
+                except BackendUnavailable:
+                    raise
                 except Exception as exc:  # a runtime rejecting its own file: rebuild
                     problem = f"artifact {artifact.name} failed to load ({exc})".splitlines()[0]
             if problem != "missing":

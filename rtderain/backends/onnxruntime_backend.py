@@ -29,9 +29,10 @@ class OrtSettings:
     Tuning: ``intra_op_threads`` = 0 lets ONNX Runtime use one thread per physical core; set
     it lower when decode/encode threads compete for the same cores. ``graph_optimization``
     ``all`` (default) enables layout transforms and conv fusions; ``basic`` builds faster.
-    On CUDA, ``providers`` order decides which execution provider runs: ``tensorrt`` first
-    builds a TensorRT engine (fp16 when the precision is fp16; cached beside the artifact),
-    ``cuda`` runs cuDNN kernels.
+    On CUDA, ``cuda_providers`` order decides which execution provider runs: ``tensorrt``
+    first builds a TensorRT engine (fp16 when the precision is fp16; cached beside the
+    artifact), ``cuda`` after it runs what TensorRT does not take (cuDNN kernels, fp32).
+    fp16 needs the TensorRT provider (the CUDA provider runs the fp32 graph as it is).
     """
 
     intra_op_threads: int = 0
@@ -55,11 +56,40 @@ _PROVIDERS = {
 def _import_ort() -> Any:
     try:
         import onnxruntime
-    except ImportError as exc:
+    except ModuleNotFoundError as exc:
         raise BackendUnavailable(
             "onnxruntime: not installed (pip install 'rtderain[onnx]')"
         ) from exc
+    except Exception as exc:  # a broken install (a missing shared library is an OSError)
+        raise BackendUnavailable(
+            f"onnxruntime: cannot load ({type(exc).__name__}: {exc})".splitlines()[0]
+        ) from exc
     return onnxruntime
+
+
+def _torch_stream(device: torch.device) -> Any:
+    """A CUDA stream of torch's for ORT to run on (a seam for the CPU tests)."""
+    return torch.cuda.Stream(device)
+
+
+def check_session(session: Any, providers: list[Any], precision: str) -> None:
+    """ONNX Runtime drops a provider that fails to load (a CUDA/cuDNN mismatch, a missing
+    TensorRT library) with a log line only, and runs on the CPU. Raise
+    :class:`BackendUnavailable` when the session lacks what this build needs: a GPU
+    provider at all, or the TensorRT provider for fp16."""
+    wanted = [p[0] if isinstance(p, tuple) else p for p in providers]
+    got = list(session.get_providers())
+    gpu = [p for p in wanted if p != _PROVIDERS["cpu"]]
+    dropped = [p for p in gpu if p not in got]
+    if not gpu or not dropped:
+        return
+    need_trt = precision == "fp16"
+    if not any(p in got for p in gpu) or (need_trt and _PROVIDERS["tensorrt"] in dropped):
+        raise BackendUnavailable(
+            f"onnxruntime: {', '.join(dropped)} did not load (the session has "
+            f"{', '.join(got)}; check that onnxruntime-gpu matches this CUDA and cuDNN)"
+        )
+    log.warning("onnxruntime: %s did not load; running on %s", ", ".join(dropped), got[0])
 
 
 class OrtEngine:
@@ -71,8 +101,11 @@ class OrtEngine:
 
     name = "onnxruntime"
 
-    def __init__(self, session: Any, spec: BuildSpec, multiple: int) -> None:
+    def __init__(
+        self, session: Any, spec: BuildSpec, multiple: int, stream: Any = None
+    ) -> None:
         self.session = session
+        self.stream = stream  # CUDA: the torch stream ORT runs on (user_compute_stream)
         self.device = torch.device(spec.device)
         self.multiple = multiple
         self.batch = spec.batch
@@ -86,9 +119,15 @@ class OrtEngine:
         if self.device.type == "cpu":
             out = self.session.run(None, {self.input_name: x.contiguous().numpy()})[0]
             return torch.from_numpy(out)
-        # CUDA: bind device tensors directly, no host round trip.
+        # CUDA: bind device tensors directly, no host round trip. ORT runs on its own
+        # stream: it reads x only after torch's work that wrote it, and torch reads y
+        # only after ORT wrote it.
         x = x.contiguous()
         y = torch.empty_like(x)
+        current = torch.cuda.current_stream(self.device)
+        self.stream.wait_stream(current)
+        x.record_stream(self.stream)
+        y.record_stream(self.stream)
         binding = self.session.io_binding()
         index = self.device.index or 0
         binding.bind_input(
@@ -97,6 +136,7 @@ class OrtEngine:
         out_name = self.session.get_outputs()[0].name
         binding.bind_output(out_name, "cuda", index, np.float32, tuple(y.shape), y.data_ptr())
         self.session.run_with_iobinding(binding)
+        current.wait_stream(self.stream)
         return y
 
     def infer_frames(self, frames: np.ndarray) -> np.ndarray:
@@ -130,8 +170,10 @@ class OrtBackend:
                 continue
             if short == "tensorrt":
                 chosen.append((full, {"device_id": index, "trt_fp16_enable": precision == "fp16"}))
-            elif precision == "fp32":  # the CUDA EP runs the fp32 graph as is
+            elif short == "cuda":  # after TensorRT: what it does not take runs here (fp32)
                 chosen.append((full, {"device_id": index}))
+        if precision == "fp16" and not any(p[0] == _PROVIDERS["tensorrt"] for p in chosen):
+            chosen = []  # the CUDA EP alone would run the fp32 graph and call it fp16
         if not chosen:
             raise BackendUnavailable(
                 f"onnxruntime: no execution provider for {device} {precision} "
@@ -172,12 +214,18 @@ class OrtBackend:
         opts.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
         device = torch.device(spec.device)
         providers = self._providers(device, spec.precision)
-        for p in providers:  # let the TensorRT EP cache its own engine beside ours
-            if isinstance(p, tuple) and p[0] == _PROVIDERS["tensorrt"] and path is not None:
-                p[1].update(
+        stream = _torch_stream(device) if device.type == "cuda" else None
+        for p in providers:
+            if not isinstance(p, tuple):
+                continue
+            # ORT enqueues on a stream of torch's, which OrtEngine.infer orders against.
+            p[1]["user_compute_stream"] = str(stream.cuda_stream)
+            if p[0] == _PROVIDERS["tensorrt"] and path is not None:
+                p[1].update(  # let the TensorRT EP cache its own engine beside ours
                     trt_engine_cache_enable=True,
                     trt_engine_cache_path=str(path.parent / "ort-trt"),
                 )
         with runtime_errors("onnxruntime", f"session for {path}"):
             session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
-        return OrtEngine(session, spec, model.multiple)
+        check_session(session, providers, spec.precision)
+        return OrtEngine(session, spec, model.multiple, stream)

@@ -30,7 +30,13 @@ from rtderain.backends.base import (
     EngineBuildError,
     run_fixed_batch,
 )
-from rtderain.backends.cache import ArtifactKey, EngineCache, device_name
+from rtderain.backends.cache import (
+    ArtifactKey,
+    EngineCache,
+    device_name,
+    device_versions,
+    normalise_device,
+)
 from rtderain.errors import RTDerainError
 from rtderain.media.tensors import from_tensor, to_tensor
 from rtderain.models.mgid import MGID
@@ -73,11 +79,12 @@ def get_backend(name: str, settings: Any = None) -> Any:
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; anything else as given."""
+    """``auto`` -> CUDA when available, else CPU; anything else as given. ``cuda`` becomes
+    ``cuda:N`` (the current GPU), so "cuda" and "cuda:0" are one engine and one cache key."""
     if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
-        return torch.device(device)
+        return normalise_device(device)
     except RuntimeError:
         raise RTDerainError(f"unknown device {device!r} (use cpu, cuda, cuda:N or auto)") from None
 
@@ -156,7 +163,7 @@ class CachedEngine:
         self.backend = backend
         self.model = model
         self.name = backend.name
-        self.device = device
+        self.device = normalise_device(device)
         self.precision = precision
         self.batch = batch
         self.multiple = model.multiple
@@ -164,7 +171,7 @@ class CachedEngine:
         self.digest = weights_digest(model)
         # u8 graphs on the CPU only: on a GPU, create_engine's CudaFrameEngine uploads the
         # uint8 frames and normalises them there, around the float graph.
-        self.frames_io = backend.frames_io and device.type == "cpu"
+        self.frames_io = backend.frames_io and self.device.type == "cpu"
         self._engines: dict[tuple[int, int, str], Any] = {}
         self.selection = ""
         self.description = f"{self.name} {precision} on {device} (built on first frame)"
@@ -190,7 +197,7 @@ class CachedEngine:
             spec=spec,
             backend=self.name,
             device_name=device_name(self.device),
-            versions=self.backend.versions(),
+            versions={**self.backend.versions(), **device_versions(self.device)},
             settings=self.backend.settings_dict(),
         )
 

@@ -45,22 +45,68 @@ class TensorRTSettings:
 
 
 def _import_trt() -> Any:
+    """``torch_tensorrt``, or :class:`BackendUnavailable` with the reason.
+
+    A broken install does not raise ImportError only: a missing ``libnvinfer.so`` is an
+    OSError, a torch ABI mismatch an undefined-symbol ImportError or a RuntimeError from
+    op registration; any of them means "cannot run here", with the runtime's words.
+    """
     try:
         import torch_tensorrt
-    except ImportError as exc:
+    except ModuleNotFoundError as exc:
+        if exc.name != "torch_tensorrt":  # a dependency of it is missing: a broken install
+            raise BackendUnavailable(f"tensorrt: torch_tensorrt cannot load ({exc})") from exc
         raise BackendUnavailable(
-            "tensorrt: torch_tensorrt is not installed (pip install 'rtderain[tensorrt]')"
+            "tensorrt: torch_tensorrt is not installed (pip install 'rtderain[tensorrt]', "
+            "see docs/engines.md for the torch / torch-tensorrt pairs)"
+        ) from exc
+    except Exception as exc:  # a third-party import: anything it raises means "broken"
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise BackendUnavailable(
+            f"tensorrt: torch_tensorrt cannot load ({type(exc).__name__}: {first})"
         ) from exc
     return torch_tensorrt
 
 
+def _minor(version: str) -> tuple[int, ...]:
+    """``2.9.0+cu128`` -> (2, 9); unparsable parts are dropped."""
+    parts = []
+    for part in version.split("+")[0].split(".")[:2]:
+        digits = "".join(ch for ch in part if ch.isdigit())
+        if not digits:
+            break
+        parts.append(int(digits))
+    return tuple(parts)
+
+
+def check_pair(torch_version: str, trt_version: str) -> None:
+    """Each torch-tensorrt release is built against one torch minor (2.9.x for torch 2.9):
+    another pair fails to load its ops or crashes. Raise :class:`BackendUnavailable`
+    naming the release to install."""
+    want = _minor(torch_version)
+    if _minor(trt_version) != want:
+        fix = ".".join(map(str, want))
+        raise BackendUnavailable(
+            f"tensorrt: torch-tensorrt {trt_version} is built for torch "
+            f"{'.'.join(map(str, _minor(trt_version)))}, this is torch {torch_version} "
+            f"(pip install 'torch-tensorrt=={fix}.*')"
+        )
+
+
 def compile_kwargs(
-    compile_fn: Any, example: torch.Tensor, precision: str, settings: TensorRTSettings
+    compile_fn: Any,
+    example: torch.Tensor,
+    precision: str,
+    settings: TensorRTSettings,
+    device: torch.device | None = None,
 ) -> dict[str, Any]:
     """Keyword arguments for ``torch_tensorrt.dynamo.compile`` (version-aware).
 
     Newer torch-tensorrt types the engine from the graph (``use_explicit_typing``, the graph
-    is already fp16); older releases take ``enabled_precisions`` instead.
+    is already fp16); older releases take ``enabled_precisions`` instead. ``device`` is the
+    GPU the engine is built for (without it torch-tensorrt builds for GPU 0, whatever
+    ``cuda:N`` was asked). ``fp32`` is fp32: TF32 is disabled (``disable_tf32``), as
+    TensorRT would otherwise run the fp32 engine's convolutions in TF32.
     """
     params = inspect.signature(compile_fn).parameters
     kwargs: dict[str, Any] = {
@@ -68,6 +114,10 @@ def compile_kwargs(
         "min_block_size": settings.min_block_size,
         "optimization_level": settings.optimization_level,
     }
+    if device is not None:
+        kwargs["device"] = device
+    if precision == "fp32":
+        kwargs["disable_tf32"] = True
     if settings.workspace_gb:
         kwargs["workspace_size"] = int(settings.workspace_gb * (1 << 30))
     if "use_explicit_typing" in params:
@@ -131,7 +181,7 @@ class TensorRTBackend:
             raise BackendUnavailable(
                 f"tensorrt: precision {precision} not supported (use {', '.join(PRECISIONS)})"
             )
-        _import_trt()
+        check_pair(torch.__version__, _import_trt().__version__)
 
     def versions(self) -> dict[str, str]:
         trt = _import_trt()
@@ -149,17 +199,19 @@ class TensorRTBackend:
 
     def build(self, model: MGID, spec: BuildSpec, path: Path) -> None:
         trt = _import_trt()
+        device = torch.device(spec.device)
         program, example = prepare(model, spec)
-        kwargs = compile_kwargs(trt.dynamo.compile, example, spec.precision, self.settings)
+        kwargs = compile_kwargs(trt.dynamo.compile, example, spec.precision, self.settings,
+                                device)
         save_params = inspect.signature(trt.save).parameters
         key = "arg_inputs" if "arg_inputs" in save_params else "inputs"
-        with runtime_errors("tensorrt", "compilation"):
+        with runtime_errors("tensorrt", "compilation"), torch.cuda.device(device):
             trt_gm = trt.dynamo.compile(program, **kwargs)
             trt.save(trt_gm, str(path), **{key: [example]})
 
     def load(self, model: MGID, spec: BuildSpec, path: Path | None) -> TensorRTEngine:
         _import_trt()  # registers the TensorRT ops the saved program calls
         assert path is not None
-        with runtime_errors("tensorrt", f"loading {path.name}"):
+        with runtime_errors("tensorrt", f"loading {path.name}"), torch.cuda.device(spec.device):
             module = torch.export.load(str(path)).module()
         return TensorRTEngine(module, spec, model.multiple)

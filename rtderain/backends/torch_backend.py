@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import logging
 from dataclasses import dataclass
@@ -41,7 +42,11 @@ class TorchEngine:
     Args:
         model: the network (any device; moved to ``device``).
         device: ``cpu`` or ``cuda[:N]``.
-        precision: ``fp32``; ``bf16`` (autocast, CPU or CUDA); ``fp16`` (CUDA only).
+        precision: ``fp32``; ``bf16`` (CPU: autocast; CUDA: weights cast once); ``fp16``
+            (CUDA only, weights cast once: autocast would re-cast every weight on every
+            call). On CUDA the model is copied before the cast (the caller's stays fp32)
+            and ``torch.backends.cudnn.benchmark`` is switched on (the shapes are fixed
+            per video, so cuDNN's autotuned kernels are reused).
         channels_last: use the channels-last memory format (faster convs on CPU).
         compile: wrap the model in ``torch.compile``.
         compile_mode: ``torch.compile`` mode.
@@ -64,7 +69,13 @@ class TorchEngine:
         self.precision = precision
         self.multiple = model.multiple
         self.channels_last = channels_last
-        self.model = model.eval().to(self.device)
+        self.dtype = torch.float32
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+            if precision != "fp32":
+                self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+                model = copy.deepcopy(model)
+        self.model = model.eval().to(self.device, self.dtype)
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self._run = torch.compile(self.model, mode=compile_mode) if compile else self.model
@@ -72,19 +83,23 @@ class TorchEngine:
         self.description = f"torch {mode} {precision} on {self.device}"
 
     def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.precision == "fp32":
+        if self.precision == "fp32" or self.dtype != torch.float32:  # fp32, or cast once
             return contextlib.nullcontext()
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[self.precision]
         return torch.autocast(device_type=self.device.type, dtype=dtype)
 
     @torch.inference_mode()
     def infer(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, 3, H, W) float32 [-1, 1] RGB on ``device`` -> same shape, float32 [-1, 1]."""
-        if self.channels_last:
+        """(N, 3, H, W) float32 [-1, 1] RGB on ``device`` -> same shape, float32 [-1, 1].
+
+        The output keeps the convolutions' memory layout (channels-last when that is on):
+        the uint8 download wants (N, H, W, 3) next, so an NCHW copy here would be wasted.
+        """
+        if self.channels_last:  # a no-op for the NHWC uploads of FrameTransfer
             x = x.contiguous(memory_format=torch.channels_last)
         with self._autocast():
-            out = self._run(x)
-        return out.float().contiguous()
+            out = self._run(x.to(self.dtype))
+        return out.float()
 
 
 class TorchBackend:

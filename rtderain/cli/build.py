@@ -41,7 +41,7 @@ def build(
       rtderain build --engine openvino --size 1280x720
       rtderain build --engine tensorrt --size 1920x1080 --batch 4 --precision fp16
     """
-    from rtderain.backends.registry import CachedEngine, create_engine
+    from rtderain.backends.registry import create_engine
     from rtderain.models.checkpoint import load_model
 
     model = load_model(None if weights else model_name, weights)
@@ -50,8 +50,10 @@ def build(
         eng = create_engine(model, engine, device, precision, size=(height, width),
                             batch=batch, engines_dir=engines_dir)
         click.echo(f"{width}x{height}: {eng.selection}")
-        if isinstance(eng, CachedEngine):
-            for artifact in eng.artifacts():
+        # On CUDA the cached engine is wrapped (CudaFrameEngine), which forwards artifacts().
+        artifacts = getattr(eng, "artifacts", None)
+        if artifacts is not None:
+            for artifact in artifacts():
                 click.echo(f"  artifact: {artifact}")
         else:
             click.echo("  nothing to build for this backend (runs the model directly)")

@@ -6,7 +6,7 @@ tensors and the padding are :mod:`rtderain.media.tensors`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -24,6 +24,26 @@ def derain_frames(engine: Engine, frames: np.ndarray | Sequence[np.ndarray]) -> 
     :func:`to_tensor` -> ``engine.infer`` -> :func:`from_tensor`. Both pad to
     ``engine.multiple`` and crop back.
     """
+    return submit_frames(engine, frames)()
+
+
+def submit_frames(
+    engine: Engine, frames: np.ndarray | Sequence[np.ndarray]
+) -> Callable[[], np.ndarray]:
+    """:func:`derain_frames`, split in two: queue the batch now, get it by calling the
+    result. An engine with ``submit_frames`` (the CUDA wrapper) returns at once and
+    overlaps this batch's upload and compute with the previous batch's download, so a
+    caller that submits batch k+1 before collecting batch k keeps the GPU busy; any other
+    engine runs here and the call returns the finished frames.
+    """
+    first = frames[0]
+    if first.dtype == np.uint8 and hasattr(engine, "submit_frames"):
+        return engine.submit_frames(frames).result
+    out = _derain_now(engine, frames)
+    return lambda: out
+
+
+def _derain_now(engine: Engine, frames: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
     first = frames[0]
     if first.dtype == np.uint8 and isinstance(engine, FrameEngine):
         batch, (h, w) = pad_frames(frames, engine.multiple)

@@ -94,17 +94,22 @@ def run_padded(infer, x: torch.Tensor, multiple: int) -> torch.Tensor:
 
 
 def pad_frames(
-    frames: np.ndarray | Sequence[np.ndarray], multiple: int
+    frames: np.ndarray | Sequence[np.ndarray], multiple: int, out: np.ndarray | None = None
 ) -> tuple[np.ndarray, tuple[int, int]]:
     """Stack ``(H, W, 3)`` frames into one C-contiguous ``(N, H', W', 3)`` batch,
     reflect-padded on the bottom/right to multiples of ``multiple`` (as
     :func:`pad_to_multiple`: the edge row/column is not repeated; replicate padding for
     frames smaller than the padding). Returns the batch and the original (H, W).
+    ``out``: write into this C-contiguous array of that shape (a pinned staging buffer).
     """
     first = frames[0]
     h, w = first.shape[:2]
     ph, pw = (-h) % multiple, (-w) % multiple
-    out = np.empty((len(frames), h + ph, w + pw, 3), first.dtype)
+    shape = (len(frames), h + ph, w + pw, 3)
+    if out is None:
+        out = np.empty(shape, first.dtype)
+    elif out.shape != shape or out.dtype != first.dtype:
+        raise ValueError(f"pad_frames: out is {out.dtype} {out.shape}, needs {shape}")
     border = cv2.BORDER_REFLECT_101 if ph < h and pw < w else cv2.BORDER_REPLICATE
     for i, frame in enumerate(frames):
         if ph or pw:

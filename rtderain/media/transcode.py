@@ -26,7 +26,7 @@ from typing import Any
 
 from rtderain.backends.base import Engine
 from rtderain.errors import MediaError
-from rtderain.media.batching import derain_frames
+from rtderain.media.batching import submit_frames
 from rtderain.media.reader import DecodedFrame, VideoReader
 from rtderain.media.streams import StreamPlan, plan_streams, report_dropped
 from rtderain.media.writer import EncodeOptions, VideoWriter, check_container, check_copies
@@ -205,6 +205,7 @@ def derain_video(
         t.start()
     done = 0
     engines = {(reader.height, reader.width): engine}
+    pending: tuple[list[DecodedFrame], Callable[[], Any]] | None = None
     try:
         ended = False
         held: DecodedFrame | None = None  # the first frame of a new size: the next batch's
@@ -226,17 +227,25 @@ def derain_video(
                 batch.append(item)
             if "error" in state:
                 raise state["error"]
+            queued = None
             if batch:
                 size = batch[0].rgb.shape[:2]
                 if size not in engines:
                     log.log(logging.INFO if done else logging.DEBUG, "%s: frame %d is %dx%d",
                             input_path, batch[0].index, *size[::-1])
                     engines[size] = engine_for(*size) if engine_for is not None else engine
-                for item in _temporal(stage, batch, _infer(engines[size], batch)):
-                    _put(out_q, item, stop)
-                done += len(batch)
+                # One batch in flight: batch k+1 is queued (uploading, computing on a GPU)
+                # before batch k is collected, encoded and the next one decoded.
+                queued = (batch, submit_frames(engines[size], [f.rgb for f in batch]))
+            if pending is not None:
+                done += _emit(stage, *pending, out_q, stop)
                 if progress:
                     progress(done, reader.frame_count)
+            pending = queued
+        if pending is not None:
+            done += _emit(stage, *pending, out_q, stop)
+            if progress:
+                progress(done, reader.frame_count)
         if stage is not None:
             for rgb, item in stage.flush():
                 _put(out_q, DecodedFrame(item.index, rgb, item.pts), stop)
@@ -309,10 +318,19 @@ def _temporal(
     return final
 
 
-def _infer(engine: Engine, batch: list[DecodedFrame]) -> list[DecodedFrame]:
-    """Run one batch of same-size frames through the engine; returns de-rained frames."""
-    out = derain_frames(engine, [f.rgb for f in batch])
-    return [DecodedFrame(f.index, out[i], f.pts) for i, f in enumerate(batch)]
+def _emit(
+    stage: TemporalStage | None,
+    batch: list[DecodedFrame],
+    result: Callable[[], Any],
+    out_q: queue.Queue,
+    stop: threading.Event,
+) -> int:
+    """Collect a submitted batch and hand its final frames to the encoder; returns N."""
+    out = result()
+    frames = [DecodedFrame(f.index, out[i], f.pts) for i, f in enumerate(batch)]
+    for item in _temporal(stage, batch, frames):
+        _put(out_q, item, stop)
+    return len(batch)
 
 
 def _open_writer(

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -26,73 +25,29 @@ import cv2
 import numpy as np
 
 from rtderain import util
-from rtderain.config import check_range
 from rtderain.errors import MediaError
 from rtderain.media.colour import ColourInfo, hdr_params, rgb_to_frame
-from rtderain.media.containers import (
+from rtderain.media.containers import (  # noqa: F401  (check_copies re-exported)
     _container_takes,
     _find_encoder,
+    check_copies,
     refused_copy,
     remove_stale_partials,
+)
+from rtderain.media.encoders import (  # noqa: F401  (re-exported: the writer's options)
+    CODEC_ALIASES,
+    EncodeOptions,
+    check_encoder,
+    encoder_options,
 )
 
 log = logging.getLogger(__name__)
 
-# Short names users type -> FFmpeg encoders.
-CODEC_ALIASES = {
-    "h264": "libx264",
-    "x264": "libx264",
-    "hevc": "libx265",
-    "h265": "libx265",
-    "x265": "libx265",
-    "av1": "libsvtav1",
-    "vp9": "libvpx-vp9",
-}
-_CRF_CODECS = {"libx264", "libx265", "libsvtav1", "libvpx-vp9", "libaom-av1"}
-_PRESET_CODECS = {"libx264", "libx265", "h264_nvenc", "hevc_nvenc"}
 # Encoders that code interlaced pictures as such (interlaced DCT and motion estimation).
 _INTERLACED_CODECS = {"libx264", "mpeg2video", "mpeg4"}
 _TOP_FIRST = {2, 5}  # AV_FIELD_TT, AV_FIELD_BT: the top field is displayed first
 # Encoders whose parameter sets travel in band in MPEG-TS: a new size is a new sequence.
 _INBAND_CODECS = {"libx264", "libx265", "h264_nvenc", "hevc_nvenc", "mpeg2video", "mpeg1video"}
-
-
-@dataclass(frozen=True)
-class EncodeOptions:
-    """How the de-rained video is encoded.
-
-    Attributes:
-        codec: encoder name or alias (``h264`` -> libx264, ``hevc`` -> libx265, ``av1``,
-            ``vp9``, ``ffv1``, ``h264_nvenc``, any encoder PyAV offers).
-        crf: constant-rate factor for x264/x265/SVT-AV1/VP9 (lower = better, bigger).
-        preset: encoder speed preset (x264/x265/NVENC names); None = encoder default.
-        pix_fmt: output pixel format; None keeps the source's (4:4:4 for odd sizes with
-            a chroma-subsampled source, since 4:2:0 needs even dimensions).
-        options: extra encoder options passed to FFmpeg as strings.
-    """
-
-    codec: str = "h264"
-    crf: int | None = 18
-    preset: str | None = "fast"
-    pix_fmt: str | None = None
-    options: dict[str, str] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        check_range("crf", self.crf, 0, 63, optional=True)
-
-    @property
-    def encoder(self) -> str:
-        return CODEC_ALIASES.get(self.codec, self.codec)
-
-
-def check_encoder(options: EncodeOptions) -> av.Codec:
-    """The encoder for ``options``; an unknown or non-video codec is a clear error."""
-    codec = _find_encoder(options.encoder)
-    if codec is None:
-        raise MediaError(f"unknown video encoder {options.codec!r}")
-    if codec.type != "video":
-        raise MediaError(f"{options.codec!r} is not a video encoder")
-    return codec
 
 
 # Encoders a refusal suggests, in this order, where this FFmpeg has them and the container
@@ -242,13 +197,7 @@ class VideoWriter:
         return stream
 
     def _encoder_options(self, codec: av.Codec, options: EncodeOptions) -> dict[str, str]:
-        opts = dict(options.options)
-        if options.crf is not None and codec.name in _CRF_CODECS:
-            opts.setdefault("crf", str(options.crf))
-            if codec.name == "libvpx-vp9":
-                opts.setdefault("b", "0")
-        if options.preset and codec.name in _PRESET_CODECS:
-            opts.setdefault("preset", options.preset)
+        opts = encoder_options(codec.name, options)
         for key, value in hdr_params(self.colour, codec.name).items():  # HDR10 metadata
             opts[key] = f"{opts[key]}:{value}" if opts.get(key) else value
         if (self.colour.mastering_display or self.colour.content_light) and not hdr_params(

@@ -30,17 +30,22 @@ class RainMemory(nn.Module):
     def read(self, q: torch.Tensor) -> torch.Tensor:
         """Eq. 2-4: ``p̂_k = Σ_m softmax_m(cos(p_m, q_k)) p_m``.
 
+        Runs in float32 whatever the dtype of ``q``: ``F.normalize``'s eps (1e-12) is 0 in
+        fp16, so an all-zero query (a dead channel group, black input) would be 0/0 = NaN
+        and a black block in the output. The read is a few small matmuls at 1/8 or 1/16
+        resolution, so fp32 costs nothing measurable.
+
         Args:
             q: query map (N, C, h, w), any float dtype.
         Returns:
             read map p̂ (N, C, h, w), same dtype as ``q``.
         """
         n, c, h, w = q.shape
-        qn = self._flat_queries(q)
-        items = self.items.to(q.dtype)
+        qn = self._flat_queries(q.float())
+        items = self.items.float()
         attn = torch.softmax(qn @ items.t(), dim=2)  # (N, K, M)
         read = attn @ items  # (N, K, C)
-        return read.transpose(1, 2).reshape(n, c, h, w)
+        return read.transpose(1, 2).reshape(n, c, h, w).to(q.dtype)
 
     @torch.no_grad()
     def update(self, q: torch.Tensor) -> None:

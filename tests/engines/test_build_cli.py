@@ -41,3 +41,25 @@ def test_build_torch_says_nothing_to_build(tmp_path):
                                         "--engines-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert "nothing to build" in result.output
+
+
+def test_build_on_cuda_lists_the_artifacts_it_built(tmp_path, monkeypatch):
+    """On CUDA create_engine wraps the cached engine (CudaFrameEngine); build must still
+    list what it built, not say "nothing to build". The wrapper is exercised on the CPU."""
+    pytest.importorskip("onnxruntime")
+    from rtderain.backends import registry
+    from rtderain.backends.transfer import CudaFrameEngine
+
+    real = registry.create_engine
+
+    def wrapped_like_cuda(*args, **kwargs):
+        return CudaFrameEngine(real(*args, **kwargs))
+
+    monkeypatch.setattr(registry, "create_engine", wrapped_like_cuda)
+    result = CliRunner().invoke(build, ["--engine", "onnxruntime", "--size", "32x32",
+                                        "--device", "cpu", "--precision", "fp32",
+                                        "--engines-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "nothing to build" not in result.output
+    (artifact,) = tmp_path.glob("*.onnx")
+    assert f"artifact: {artifact}" in result.output

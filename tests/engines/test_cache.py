@@ -271,3 +271,68 @@ def test_read_only_cache_loads_and_builds_in_a_temp_folder(tmp_path, device):
         assert not got["builds"][0].startswith(str(root))
         assert len(got["warnings"]) == 1 and "cannot write" in got["warnings"][0]
     assert sorted(p.name for p in root.iterdir()) == before
+
+
+def test_load_that_cannot_run_here_is_not_rebuilt(tmp_path):
+    """A runtime that loads the file but cannot run here (ORT dropping its CUDA provider)
+    is not a bad file: no rebuild, the reason propagates so ``auto`` falls back."""
+    from rtderain.backends.base import BackendUnavailable
+
+    cache, build = EngineCache(tmp_path), Counter()
+    cache.get_or_build(KEY, ".bin", build, lambda p: p.read_bytes())
+
+    def load(path):
+        raise BackendUnavailable("onnxruntime: CUDAExecutionProvider did not load")
+
+    with pytest.raises(BackendUnavailable, match="did not load"):
+        cache.get_or_build(KEY, ".bin", build, load)
+    assert build.calls == 1
+
+
+class _FakeGpuBackend:
+    name, suffix, static, frames_io = "fake", ".bin", True, False
+
+    def versions(self):
+        return {"fake": "1.0"}
+
+    def settings_dict(self):
+        return {}
+
+
+@pytest.fixture
+def fake_gpu(monkeypatch):
+    """torch answers as a machine with one compute-capability 9.0 GPU on CUDA 12.8."""
+    import torch
+
+    capability = {"value": (9, 0)}
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda d=None: "NVIDIA H200")
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda d=None: capability["value"])
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.version, "cuda", "12.8")
+    return capability
+
+
+def test_cuda_and_cuda0_are_one_key_with_capability_and_cuda_runtime(tmp_path, fake_gpu):
+    import torch
+
+    from rtderain.backends.registry import CachedEngine, resolve_device
+
+    model = perturbed_model("mgid-rt")
+
+    def key(device):
+        engine = CachedEngine(_FakeGpuBackend(), model, torch.device(device), "fp16", 1,
+                              EngineCache(tmp_path))
+        return engine.key(64, 64)
+
+    assert str(resolve_device("cuda")) == "cuda:0"
+    plain, zero, one = key("cuda"), key("cuda:0"), key("cuda:1")
+    assert plain.stem() == zero.stem() and plain.spec.device == "cuda:0"
+    assert one.stem() != zero.stem()
+    assert zero.versions["compute_capability"] == "9.0"
+    assert zero.versions["cuda_runtime"] == "12.8"
+    fake_gpu["value"] = (8, 0)  # the same file on an A100: another key
+    assert key("cuda:0").stem() != zero.stem()
+    cpu = CachedEngine(_FakeGpuBackend(), model, torch.device("cpu"), "fp32", 1,
+                       EngineCache(tmp_path)).key(64, 64)
+    assert "compute_capability" not in cpu.versions  # CPU keys are unchanged

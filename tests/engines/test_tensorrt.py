@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import sys
 
 import pytest
 import torch
@@ -13,6 +14,8 @@ from rtderain.backends.cache import ArtifactKey
 from rtderain.backends.tensorrt_backend import (
     TensorRTBackend,
     TensorRTSettings,
+    _import_trt,
+    check_pair,
     compile_kwargs,
     prepare,
 )
@@ -48,7 +51,8 @@ def test_export_for_tensorrt_is_fp16_static_and_close_to_fp32():
 
 
 def _new_api(exported_program, inputs=None, *, arg_inputs=None, use_explicit_typing=True,
-             min_block_size=5, optimization_level=None, workspace_size=0):
+             min_block_size=5, optimization_level=None, workspace_size=0, device=None,
+             disable_tf32=False):
     """Signature of torch_tensorrt.dynamo.compile >= 2.9 (explicit typing)."""
 
 
@@ -69,6 +73,54 @@ def test_compile_arguments_follow_the_installed_api():
         inspect.signature(fn).bind(None, **kwargs)  # every argument is accepted
 
 
+def test_compile_targets_the_asked_gpu_and_fp32_without_tf32():
+    example = torch.zeros(SPEC.shape, dtype=torch.float32)
+    settings = TensorRTSettings()
+    gpu1 = torch.device("cuda:1")
+    fp32 = compile_kwargs(_new_api, example, "fp32", settings, gpu1)
+    assert fp32["device"] == gpu1  # not GPU 0, whatever --device said
+    assert fp32["disable_tf32"] is True
+    fp16 = compile_kwargs(_new_api, example, "fp16", settings, gpu1)
+    assert fp16["device"] == gpu1 and "disable_tf32" not in fp16
+    assert "device" not in compile_kwargs(_old_api, example, "fp32", settings, gpu1)
+
+
+@pytest.mark.parametrize(
+    ("error", "words"),
+    [
+        ('raise OSError("libnvinfer.so.10: cannot open shared object")', "OSError: libnvinfer"),
+        ('raise RuntimeError("operator trt::execute_engine missing")', "RuntimeError: operator"),
+        ("import tensorrt_libs_that_are_missing", "tensorrt_libs_that_are_missing"),
+    ],
+)
+def test_a_broken_torch_tensorrt_is_unavailable_with_its_reason(
+    tmp_path, monkeypatch, error, words
+):
+    (tmp_path / "torch_tensorrt.py").write_text(error + "\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "torch_tensorrt", raising=False)
+    with pytest.raises(BackendUnavailable, match="torch_tensorrt cannot load") as info:
+        _import_trt()
+    assert words in str(info.value)
+    with pytest.raises(BackendUnavailable):  # versions(), which bench speed calls, too
+        TensorRTBackend().versions()
+
+
+def test_missing_torch_tensorrt_says_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch_tensorrt", None)  # import raises ImportError
+    with pytest.raises(BackendUnavailable, match="not installed"):
+        _import_trt()
+
+
+def test_torch_and_torch_tensorrt_must_be_a_pair():
+    check_pair("2.9.1+cu128", "2.9.0")  # same minor: fine
+    check_pair("2.11.0", "2.11.0rc1")
+    with pytest.raises(BackendUnavailable, match=r"built for torch 2\.9, this is torch 2\.11"):
+        check_pair("2.11.0+cu130", "2.9.0")
+    with pytest.raises(BackendUnavailable, match=r"torch-tensorrt==2\.11\.\*"):
+        check_pair("2.11.0", "2.12.0")
+
+
 def test_tensorrt_cache_key_names_the_build():
     key = ArtifactKey(SPEC, "tensorrt", "NVIDIA GeForce RTX 4090",
                       {"torch_tensorrt": "2.9.0", "tensorrt": "10.13"}, {})
@@ -79,18 +131,39 @@ def test_tensorrt_cache_key_names_the_build():
 
 @pytest.mark.gpu
 @pytest.mark.tensorrt
-def test_tensorrt_build_save_reload_parity(tmp_path):
+def test_tensorrt_build_save_reload_parity(tmp_path, monkeypatch):
+    """Build, then a second create_engine that must reuse the saved .ep (counted builds,
+    an unchanged sidecar), both close to eager fp32, through the float and uint8 paths."""
     if not torch.cuda.is_available():
         pytest.skip("needs an NVIDIA GPU with CUDA")
     pytest.importorskip("torch_tensorrt")
+    import json
+
+    import numpy as np
+
+    from rtderain.media.batching import derain_frames
+
+    builds = []
+    real_build = TensorRTBackend.build
+    monkeypatch.setattr(TensorRTBackend, "build",
+                        lambda self, *a: builds.append(a[1]) or real_build(self, *a))
     model = perturbed_model("mgid-rt")
     engine = registry.create_engine(model, "tensorrt", "cuda", "fp16", size=(64, 96), batch=2,
                                     engines_dir=tmp_path)
     assert engine.name == "tensorrt", engine.selection
+    (sidecar,) = tmp_path.glob("*.json")
+    built = json.loads(sidecar.read_text())["built_at"], sidecar.stat().st_mtime_ns
     x = torch.rand(3, 3, 64, 96, device="cuda") * 2 - 1
     expected = model.cuda()(x)
     assert psnr(engine.infer(x), expected) >= 40.0
-    again = registry.create_engine(model, "tensorrt", "cuda", "fp16", size=(64, 96), batch=2,
-                                   engines_dir=tmp_path)  # reloads the saved .ep
+    frames = ((x + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    want = ((expected + 1) * 127.5).round().clamp(0, 255).permute(0, 2, 3, 1).cpu()
+    got = derain_frames(engine, list(frames))  # the uint8 path video runs
+    assert got.dtype == np.uint8
+    assert psnr(torch.from_numpy(got).float() / 127.5 - 1, want / 127.5 - 1) >= 40.0
+    again = registry.create_engine(model, "tensorrt", "cuda:0", "fp16", size=(64, 96),
+                                   batch=2, engines_dir=tmp_path)  # "cuda:0" is "cuda"
+    assert len(builds) == 1  # reused, not rebuilt
+    assert (json.loads(sidecar.read_text())["built_at"], sidecar.stat().st_mtime_ns) == built
     assert psnr(again.infer(x), expected) >= 40.0
     assert len(list(tmp_path.glob("*.ep"))) == 1

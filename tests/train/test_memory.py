@@ -5,8 +5,10 @@ from __future__ import annotations
 import copy
 import math
 
+import pytest
 import torch
 
+from rtderain.models import build_model
 from rtderain.models.memory import RainMemory
 from rtderain.train.distributed import update_memory
 
@@ -56,3 +58,31 @@ def test_trainer_update_matches_the_model_update_in_one_process() -> None:
     a.update(q)
     update_memory(b, q)
     assert torch.allclose(a.items, b.items, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_zero_query_in_half_precision_reads_the_mean_item(dtype) -> None:
+    """fp16 turns F.normalize's eps (1e-12) into 0: an all-zero query must still read a
+    finite value (every cosine 0 -> uniform weights -> the mean item), not NaN."""
+    mem = RainMemory(20, 16, seed=3)
+    q = torch.zeros(1, 16, 3, 4, dtype=dtype)
+    q[..., 0, 0] = 1.0  # one live query beside the dead ones
+    out = mem.read(q)
+    assert out.dtype == dtype and torch.isfinite(out).all()
+    mean = mem.items.mean(0).to(dtype).float()
+    assert torch.allclose(out[0, :, 2, 3].float(), mean, atol=1e-2)
+    assert torch.allclose(out.float(), mem.read(q.float()), atol=1e-2)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_dead_bottleneck_in_half_precision_gives_finite_frames(dtype) -> None:
+    """A checkpoint whose last encoder stage is dead (all zero) in fp16/bf16: no NaN."""
+    model = build_model("mgid-rt").eval()
+    with torch.no_grad():
+        for p in model.encoders[-1].parameters():
+            p.zero_()
+        model.head.weight.normal_(0, 0.05, generator=torch.Generator().manual_seed(0))
+        x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(1)) * 2 - 1
+        assert not model.forward_train(x)["query"].any()  # the query map is all zero
+        out = model.to(dtype)(x.to(dtype))
+    assert torch.isfinite(out).all()
