@@ -10,8 +10,8 @@ an error before any work starts.
 
 from __future__ import annotations
 
+import io
 import logging
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,15 +51,16 @@ class StreamPlan:
 def _output_format(output: Path) -> tuple[str | None, set[str]]:
     """The muxer FFmpeg picks for ``output``'s name and the codecs it takes (empty: any);
     (None, set()) when the name has no known container (the writer reports that)."""
-    with tempfile.TemporaryDirectory(prefix="rtderain-probe-") as tmp:
-        try:
-            container = av.open(str(Path(tmp) / f"probe{output.suffix}"), mode="w")
-        except (av.FFmpegError, OSError, ValueError):
-            return None, set()
-        try:
-            return container.format.name, set(container.supported_codecs or ())
-        finally:
-            container.close()
+    buf = io.BytesIO()  # in memory: nothing is written
+    buf.name = f"probe{output.suffix}"
+    try:
+        container = av.open(buf, mode="w")
+    except (av.FFmpegError, OSError, ValueError):
+        return None, set()
+    try:
+        return container.format.name, set(container.supported_codecs or ())
+    finally:
+        container.close()
 
 
 def describe(stream: Any) -> str:
