@@ -117,6 +117,10 @@ class ArtifactKey:
             "settings": dict(sorted(self.settings.items())),
         }
 
+    def as_stored(self) -> Any:
+        """:meth:`to_dict` as a sidecar holds it once read back (JSON types only)."""
+        return json.loads(json.dumps(self.to_dict(), default=str))
+
     @property
     def digest(self) -> str:
         """Short SHA-256 of the whole key (versions and settings included)."""
@@ -192,7 +196,7 @@ class EngineCache:
             return f"unreadable sidecar {sidecar.name} ({exc})"
         if not isinstance(meta, dict) or meta.get("format") != SIDECAR_FORMAT:
             return f"{sidecar.name} is not an rtderain engine sidecar"
-        expected = json.loads(json.dumps(key.to_dict(), default=str))
+        expected = key.as_stored()
         stored = meta.get("key") if isinstance(meta.get("key"), dict) else {}
         if stored != expected:
             changed = sorted(k for k in expected if stored.get(k) != expected[k])
@@ -255,7 +259,7 @@ class EngineCache:
             meta = json.loads(path.read_text())
         except (OSError, ValueError):
             return  # none (or unreadable: build again)
-        expected = json.loads(json.dumps(key.to_dict(), default=str))
+        expected = key.as_stored()
         if isinstance(meta, dict) and meta.get("key") == expected:
             raise BuildRejected(f"{meta.get('reason', 'rejected')} (remembered in {path}; "
                                 "delete it to try again)")

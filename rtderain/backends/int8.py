@@ -207,9 +207,10 @@ def quantize(
     io: str = "u8",
     require_faster: bool = False,
 ) -> tuple[Any, Int8Report]:
-    """The int8 model of ``converted`` (an ``openvino.Model`` with a static input: (batch,
-    H, W, 3) uint8 for ``io`` ``u8``, (batch, 3, H, W) float32 [-1, 1] for ``float``) and
-    what was measured; :class:`Int8Rejected` if it misses.
+    """The compiled int8 model of ``converted`` (an ``openvino.Model`` with a static input:
+    (batch, H, W, 3) uint8 for ``io`` ``u8``, (batch, 3, H, W) float32 [-1, 1] for
+    ``float``; compiled by ``compile_fn``, the one that was measured) and what was
+    measured; :class:`Int8Rejected` if it misses.
 
     ``compile_fn(model)`` compiles a model with the backend's settings (the float
     precision of the non-quantised layers included).
@@ -226,9 +227,10 @@ def quantize(
     float_db = float(np.mean([y_psnr(o, c) for o, c in zip(reference, val_clean, strict=True)]))
 
     def measure(model: Any, method: str) -> tuple[Any, Int8Report]:
-        out = _outputs(compile_fn(model), val_batches, len(val_rainy), io)
+        compiled = compile_fn(model)
+        out = _outputs(compiled, val_batches, len(val_rainy), io)
         int8_db = float(np.mean([y_psnr(o, c) for o, c in zip(out, val_clean, strict=True)]))
-        return model, Int8Report(float_db, int8_db, y_psnr(out, reference), method)
+        return compiled, Int8Report(float_db, int8_db, y_psnr(out, reference), method)
 
     def validate(compiled: Any, data: Any) -> float:
         outs = [_runner(compiled, io)(x) for x in data]
@@ -238,7 +240,7 @@ def quantize(
     calibration = nncf.Dataset(calib_batches)
     with warnings.catch_warnings(), _quiet_nncf():
         warnings.simplefilter("ignore")
-        model, report = measure(
+        compiled, report = measure(
             nncf.quantize(converted, calibration, subset_size=len(calib_batches),
                           preset=nncf.QuantizationPreset.MIXED),
             "post-training",
@@ -246,7 +248,7 @@ def quantize(
         missed = report.drop_db > s.max_drop_db or report.parity_db < s.min_parity_db
         if missed and not require_faster:  # auto's trial stays short: no second search
             log.info("%s: over the bound, trying NNCF accuracy control", report.line())
-            model, report = measure(
+            compiled, report = measure(
                 nncf.quantize_with_accuracy_control(
                     converted, calibration, nncf.Dataset(val_batches), validate,
                     max_drop=s.max_drop_db, subset_size=len(calib_batches),
@@ -261,14 +263,14 @@ def quantize(
         )
     if require_faster:
         report.float_ms = 1000 * _seconds_per_batch(float_compiled, calib_batches[0], io)
-        report.int8_ms = 1000 * _seconds_per_batch(compile_fn(model), calib_batches[0], io)
+        report.int8_ms = 1000 * _seconds_per_batch(compiled, calib_batches[0], io)
         if report.int8_ms * s.speedup_min > report.float_ms:
             raise Int8Rejected(
                 f"openvino int8: not faster here ({report.line()}; needs "
                 f"{s.speedup_min}x)"
             )
     log.info("%s", report.line())
-    return model, report
+    return compiled, report
 
 
 @contextlib.contextmanager

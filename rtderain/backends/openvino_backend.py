@@ -177,9 +177,10 @@ class OpenVinoBackend:
             converted.reshape(list(spec.input_shape))  # static shape: the fastest kernels
             core = ov.Core()
             config = self._config(spec.precision)
-            if spec.precision == "int8":
-                converted = self._quantize(core, converted, spec, config)
-            compiled = core.compile_model(converted, "CPU", config)
+            if spec.precision == "int8":  # compiled once, the graph its checks measured
+                compiled = self._quantize(core, converted, spec, config)
+            else:
+                compiled = core.compile_model(converted, "CPU", config)
             buf = io.BytesIO()
             compiled.export_model(buf)
         path.write_bytes(buf.getvalue())
@@ -187,7 +188,7 @@ class OpenVinoBackend:
     def _quantize(self, core: Any, converted: Any, spec: BuildSpec, config: dict) -> Any:
         from rtderain.backends.int8 import quantize
 
-        model, _ = quantize(
+        compiled, _ = quantize(
             converted,
             lambda m: core.compile_model(m, "CPU", config),
             spec.batch,
@@ -197,7 +198,7 @@ class OpenVinoBackend:
             io=spec.io,
             require_faster=self.settings.int8_auto,
         )
-        return model
+        return compiled
 
     def load(self, model: MGID, spec: BuildSpec, path: Path | None) -> OpenVinoEngine:
         ov = _import_ov()

@@ -22,21 +22,22 @@ _SUGGESTED_CONTAINERS = {".mkv": "matroska", ".mp4": "mp4", ".mov": "mov"}
 _TEXT_SUBTITLES = {".mkv": "srt", ".mp4": "mov_text", ".mov": "mov_text", ".webm": "webvtt"}
 
 
-def _find_encoder(name: str) -> av.Codec | None:
+def memory_muxer(name: str) -> Any | None:
+    """A write container for a file called ``name`` (its extension picks the muxer), in
+    memory: nothing is written. None when FFmpeg has no muxer for that name. Close it."""
+    buf = io.BytesIO()
+    buf.name = name
     try:
-        return av.Codec(name, "w")
-    except Exception:  # PyAV raises several types for an unknown codec
+        return av.open(buf, mode="w")
+    except (av.FFmpegError, OSError, ValueError):
         return None
 
 
 def _container_takes(path: Path, encoder: str) -> bool | None:
     """Whether the muxer for ``path``'s extension accepts ``encoder`` (PyAV's own check in
     ``add_stream``, on an in-memory container); None: no muxer for that extension."""
-    buf = io.BytesIO()
-    buf.name = path.name
-    try:
-        container = av.open(buf, mode="w")
-    except (av.FFmpegError, ValueError):
+    container = memory_muxer(path.name)
+    if container is None:
         return None
     try:
         container.add_stream(encoder)
@@ -84,11 +85,8 @@ def _running(pid: int) -> bool:
 def check_copies(templates: tuple[Any, ...], path: str | Path) -> None:
     """Raise :func:`refused_copy`'s error for the first of ``templates`` (input streams to
     copy) that the container of ``path`` (by its suffix) refuses; nothing is written."""
-    buf = io.BytesIO()
-    buf.name = Path(path).name
-    try:
-        out = av.open(buf, mode="w")
-    except ValueError:  # no container for this suffix: VideoWriter's error says so
+    out = memory_muxer(Path(path).name)
+    if out is None:  # no container for this suffix: VideoWriter's error says so
         return
     try:
         for template in templates:

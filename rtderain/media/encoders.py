@@ -72,6 +72,14 @@ class EncodeOptions:
         return CODEC_ALIASES.get(self.codec, self.codec)
 
 
+def find_encoder(name: str) -> av.Codec | None:
+    """FFmpeg's encoder ``name``, or None if this build has none of that name."""
+    try:
+        return av.Codec(name, "w")
+    except Exception:  # PyAV raises several types for an unknown codec
+        return None
+
+
 def check_encoder(options: EncodeOptions) -> av.Codec:
     """The encoder that will run for ``options``; an unknown or non-video codec is a clear
     error. A hardware encoder (``h264_nvenc``, ...) is opened once first (:func:`probe_encoder`);
@@ -86,10 +94,9 @@ def check_encoder(options: EncodeOptions) -> av.Codec:
                 raise MediaError(f"encoder {name} cannot run here ({problem})")
             _warn_fallback(name, fallback, problem)
             name = fallback
-    try:
-        codec = av.Codec(name, "w")
-    except Exception:
-        raise MediaError(f"unknown video encoder {options.codec!r}") from None
+    codec = find_encoder(name)
+    if codec is None:
+        raise MediaError(f"unknown video encoder {options.codec!r}")
     if codec.type != "video":
         raise MediaError(f"{options.codec!r} is not a video encoder")
     encoder_options(codec.name, options)  # a preset NVENC has no equivalent for: now
@@ -102,9 +109,8 @@ def probe_encoder(name: str) -> str | None:
 
     Cached per process: the hardware does not come and go during a run.
     """
-    try:
-        codec = av.Codec(name, "w")
-    except Exception:  # PyAV raises several types for a name FFmpeg lacks
+    codec = find_encoder(name)
+    if codec is None:
         return "not in this FFmpeg build"
     cc = av.CodecContext.create(name, "w")
     cc.width, cc.height = 256, 256

@@ -10,15 +10,13 @@ an error before any work starts.
 
 from __future__ import annotations
 
-import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import av
-
 from rtderain.errors import MediaError
+from rtderain.media.containers import memory_muxer
 from rtderain.media.reader import VideoReader
 
 log = logging.getLogger(__name__)
@@ -51,11 +49,8 @@ class StreamPlan:
 def _output_format(output: Path) -> tuple[str | None, set[str]]:
     """The muxer FFmpeg picks for ``output``'s name and the codecs it takes (empty: any);
     (None, set()) when the name has no known container (the writer reports that)."""
-    buf = io.BytesIO()  # in memory: nothing is written
-    buf.name = f"probe{output.suffix}"
-    try:
-        container = av.open(buf, mode="w")
-    except (av.FFmpegError, OSError, ValueError):
+    container = memory_muxer(f"probe{output.suffix}")
+    if container is None:
         return None, set()
     try:
         return container.format.name, set(container.supported_codecs or ())

@@ -29,7 +29,6 @@ from rtderain.errors import MediaError
 from rtderain.media.colour import ColourInfo, hdr_params, rgb_to_frame
 from rtderain.media.containers import (  # noqa: F401  (check_copies re-exported)
     _container_takes,
-    _find_encoder,
     check_copies,
     refused_copy,
     remove_stale_partials,
@@ -39,6 +38,7 @@ from rtderain.media.encoders import (  # noqa: F401  (re-exported: the writer's 
     EncodeOptions,
     check_encoder,
     encoder_options,
+    find_encoder,
 )
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ def check_container(options: EncodeOptions, path: str | Path) -> av.Codec:
         raise MediaError(f"{path}: no container format for the extension {path.suffix!r} "
                          "(use .mp4, .mkv, .mov, .webm, ...)")
     if not takes:
-        fits = [name for name in _SUGGESTED_ENCODERS if _find_encoder(CODEC_ALIASES.get(name, name))
+        fits = [name for name in _SUGGESTED_ENCODERS if find_encoder(CODEC_ALIASES.get(name, name))
                 and _container_takes(path, CODEC_ALIASES.get(name, name))]
         hint = f"use --codec {' or '.join(fits)}, or" if fits else "use"
         raise MediaError(
