@@ -154,6 +154,9 @@ class RunConfig:
     # network and memory items are loaded; optimiser, schedule and step start afresh.
     # Ignored by --resume when last.pt exists (the run continues where it was).
     init: str = ""
+    # A frozen network whose background the student also matches (``loss.teacher`` > 0):
+    # a checkpoint or weights file of any model (distillation, e.g. mgid into mgid-rt).
+    teacher: str = ""
 
     def __post_init__(self) -> None:
         check_range("threads", self.threads, 0, 1024)
@@ -176,6 +179,10 @@ class TrainConfig:
     optim: OptimConfig = OptimConfig()
     val: ValConfig = ValConfig()
     run: RunConfig = RunConfig()
+
+    def __post_init__(self) -> None:
+        if self.loss.teacher > 0 and not self.run.teacher:
+            raise ConfigError("loss.teacher > 0 needs run.teacher (the teacher's weights)")
 
 
 def load_train_config(

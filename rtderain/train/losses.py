@@ -27,6 +27,9 @@ class LossWeights:
             frames (the paper's ablation baseline); 0 disables it.
         bsw_groups: h, the number of 1-D k-means groups of the covariance variance.
         bsw_low: l, how many lowest-variance groups are whitened.
+        teacher: weight of ‖B̂ − B̂ₜ‖₁ against a frozen teacher network's background
+            (``run.teacher``, e.g. the shipped ``mgid`` distilled into ``mgid-rt``); the
+            teacher was itself trained without clean ground truth. 0 disables it.
     """
 
     background: float = 1.0
@@ -36,9 +39,10 @@ class LossWeights:
     pseudo: float = 0.0
     bsw_groups: int = 4
     bsw_low: int = 2
+    teacher: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("background", "cross", "self", "bsw", "pseudo"):
+        for name in ("background", "cross", "self", "bsw", "pseudo", "teacher"):
             check_range(name, getattr(self, name), 0.0)
         check_range("bsw_groups", self.bsw_groups, 1, 64)
         check_range("bsw_low", self.bsw_low, 0, self.bsw_groups)
@@ -140,10 +144,12 @@ def siamese_losses(
     out_v: dict[str, torch.Tensor],
     weights: LossWeights,
     pseudo: torch.Tensor | None = None,
+    teacher: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> dict[str, torch.Tensor]:
     """All terms and their weighted sum ``total`` for one pair.
 
-    ``out_*`` are :meth:`MGID.forward_train` outputs; ``pseudo`` is (N, 3, H, W) or None.
+    ``out_*`` are :meth:`MGID.forward_train` outputs; ``pseudo`` is (N, 3, H, W) or None;
+    ``teacher`` the frozen teacher's backgrounds of ``i_w`` and ``i_v`` (or None).
     """
     b_w, b_v = out_w["background"].float(), out_v["background"].float()
     r_w, r_v = out_w["rain"].float(), out_v["rain"].float()
@@ -164,5 +170,9 @@ def siamese_losses(
     if pseudo is not None and weights.pseudo > 0:
         terms["lp"] = (pseudo_gt_loss(b_w, pseudo) + pseudo_gt_loss(b_v, pseudo)) / 2
         total = total + weights.pseudo * terms["lp"]
+    if teacher is not None and weights.teacher > 0:
+        t_w, t_v = (t.float() for t in teacher)
+        terms["lt"] = (pseudo_gt_loss(b_w, t_w) + pseudo_gt_loss(b_v, t_v)) / 2
+        total = total + weights.teacher * terms["lt"]
     terms["total"] = total
     return terms

@@ -33,7 +33,7 @@ from rtderain import util
 from rtderain.config import from_dict
 from rtderain.errors import RTDerainError
 from rtderain.models import build_model, get_config
-from rtderain.models.checkpoint import read_checkpoint, save_checkpoint
+from rtderain.models.checkpoint import load_model, read_checkpoint, save_checkpoint
 from rtderain.models.mgid import MGID, ModelConfig
 from rtderain.train import distributed as D
 from rtderain.train.config import TrainConfig, lr_at
@@ -98,6 +98,9 @@ class Trainer:
         self.ema: MGID | None = None
         if cfg.optim.ema:
             self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
+        # The frozen teacher (loss.teacher): read up front, so a bad file fails before data.
+        self.teacher: MGID | None = None if cfg.loss.teacher <= 0 else (
+            load_model(weights=cfg.run.teacher).to(self.device).requires_grad_(False))
         self.graph: nn.Module = TrainGraph(self.model)
         if self.distributed:
             self.graph = nn.parallel.DistributedDataParallel(
@@ -254,11 +257,16 @@ class Trainer:
         frames = batch["frames"]
         n = frames.shape[0]
         i_w, i_v = frames[:, 0], frames[:, 1]
+        teacher = None
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.run.bf16):
-            out = self.graph(torch.cat([i_w, i_v]))
+            out = self.graph(pair := torch.cat([i_w, i_v]))
+            if self.teacher is not None:
+                with torch.no_grad():
+                    t = self.teacher.forward_train(pair)["background"]
+                teacher = (t[:n], t[n:])
         out_w = {k: v[:n] for k, v in out.items()}
         out_v = {k: v[n:] for k, v in out.items()}
-        terms = siamese_losses(i_w, i_v, out_w, out_v, cfg.loss, batch.get("pseudo"))
+        terms = siamese_losses(i_w, i_v, out_w, out_v, cfg.loss, batch.get("pseudo"), teacher)
         self.opt.zero_grad(set_to_none=True)
         terms["total"].backward()
         if cfg.optim.grad_clip:
