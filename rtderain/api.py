@@ -23,13 +23,16 @@ from typing import Any
 
 import numpy as np
 
+from rtderain import resources
 from rtderain.backends import create_engine
 from rtderain.backends.base import Engine
+from rtderain.backends.registry import resolve_device, resolve_precision
 from rtderain.errors import RTDerainError
 from rtderain.jobs import Job, RunSettings
 from rtderain.media.batching import derain_frames
 from rtderain.media.images import check_images, list_images, read_picture, write_picture
 from rtderain.media.reader import VideoReader
+from rtderain.media.tiling import tiled
 from rtderain.media.transcode import PipelineOptions, Summary, derain_video
 from rtderain.media.writer import EncodeOptions, check_container
 from rtderain.models.checkpoint import load_model
@@ -60,7 +63,14 @@ class Derainer:
             past and future frames; files), ``causal`` (past frames only; live), or a
             :class:`rtderain.temporal.TemporalSettings`. Single frames and images never
             use it.
+        max_memory: the engine's memory budget (bytes, or ``8G``, ``512M``; ``auto``/None:
+            :func:`rtderain.resources.default_budget`): the batch is lowered, and frames too
+            large are tiled, until each engine fits; what cannot fit is an error.
+        tile: ``auto`` (tile only frames that do not fit), ``off`` or a tile size in
+            pixels (tiles overlap and are blended: :mod:`rtderain.media.tiling`).
         notify: called with one line per engine chosen (which backend runs and why).
+        engines_dir, engine_settings: the engine cache folder and per-backend settings
+            (threads), as :func:`rtderain.backends.create_engine` takes them.
 
     Frames are numpy ``(H, W, 3)`` arrays, **RGB** order, ``uint8`` in [0, 255] (or
     ``uint16`` in [0, 65535] for deeper sources); any size (padded to the network's
@@ -77,10 +87,16 @@ class Derainer:
         precision: str = "auto",
         batch: int = 4,
         temporal: str | TemporalSettings = "off",
+        max_memory: int | str | None = None,
+        tile: int | str = "auto",
         notify: Callable[[str], None] | None = None,
+        engines_dir: str | Path | None = None,
+        engine_settings: dict[str, Any] | None = None,
     ) -> None:
         if batch < 1:
             raise RTDerainError(f"batch must be >= 1, got {batch}")
+        self.budget = resources.parse_memory(max_memory)
+        self.tile = resources.parse_tile(tile)
         if model is None and weights is None:
             model = "mgid"
         self.network = load_model(model, weights)
@@ -93,17 +109,22 @@ class Derainer:
             batch=batch,
             temporal=temporal if isinstance(temporal, TemporalSettings)
             else TemporalSettings(temporal),
+            max_memory=str(max_memory or "auto"),
+            tile=str(tile),
         )
         self.notify = notify
+        self._engine_args = {"engines_dir": engines_dir, "settings": engine_settings}
         if weights is None and self.network.weights_path is None:
             log.warning("model %s has no shipped weights: running an untrained network", model)
         self._engines: dict[tuple[int, int, int], Engine] = {}
+        self._built_engines: dict[tuple[int, int, int], Engine] = {}
 
     @classmethod
     def from_settings(
-        cls, settings: RunSettings, notify: Callable[[str], None] | None = None
+        cls, settings: RunSettings, notify: Callable[[str], None] | None = None, **kwargs: Any
     ) -> Derainer:
-        """A Derainer for the ``run:`` settings of a YAML config (``configs/run.yaml``)."""
+        """A Derainer for the ``run:`` settings of a YAML config (``configs/run.yaml``);
+        ``kwargs``: ``engines_dir``, ``engine_settings``."""
         return cls(
             settings.model if settings.weights is None else None,
             weights=settings.weights,
@@ -112,7 +133,10 @@ class Derainer:
             precision=settings.precision,
             batch=settings.batch,
             temporal=settings.temporal,
+            max_memory=settings.max_memory,
+            tile=settings.tile,
             notify=notify,
+            **kwargs,
         )
 
     @property
@@ -121,23 +145,41 @@ class Derainer:
         return self.network.config.name
 
     def engine_for(self, height: int, width: int, batch: int = 1) -> Engine:
-        """The engine for frames of ``height`` x ``width`` (built or loaded on first use)."""
+        """The engine for frames of ``height`` x ``width`` (built or loaded on first use),
+        planned against the memory budget: a lower batch, or tiles, where the frame size
+        and ``batch`` would not fit (:func:`rtderain.resources.plan_engine`)."""
         key = (*padded_size(height, width, self.network.multiple), batch)
         if key not in self._engines:
             s = self.settings
-            eng = create_engine(
-                self.network,
-                engine=s.engine,
-                device=s.device,
-                precision=s.precision,
-                size=key[:2],
-                batch=batch,
-            )
+            dev = resolve_device(s.device)
+            prec = resolve_precision(s.precision, dev)
+            plan = resources.plan_engine(self.network.config, prec, *key, self.budget,
+                                         self.tile, auto=s.precision == "auto")
+            eng = self._built(plan)
+            if plan.tiled:
+                eng = tiled(eng, plan.size)
+            fitted = plan.tiled or plan.batch < batch
+            line = (f"frames of {key[1]}x{key[0]}: " + (
+                f"tiles of {plan.size[1]}x{plan.size[0]}" if plan.tiled
+                else f"batch {batch} -> {plan.batch}") + f", about "
+                f"{resources.gib(plan.estimate)} of --max-memory {resources.gib(self.budget)}")
+            log.log(logging.WARNING if fitted else logging.INFO, "%s", line)
+            self._engines[key] = eng
+        return self._engines[key]
+
+    def _built(self, plan: resources.EnginePlan) -> Engine:
+        """One engine per planned (size, batch), shared by every frame size using it."""
+        key = (*plan.size, plan.batch)
+        if key not in self._built_engines:
+            s = self.settings
+            eng = create_engine(self.network, engine=s.engine, device=s.device,
+                                precision=s.precision, size=plan.size, batch=plan.batch,
+                                try_int8=plan.try_int8, **self._engine_args)
             log.info("engine for %dx%d: %s", key[1], key[0], eng.description)
             if self.notify is not None and eng.selection:
                 self.notify(f"engine for {key[1]}x{key[0]}: {eng.selection}")
-            self._engines[key] = eng
-        return self._engines[key]
+            self._built_engines[key] = eng
+        return self._built_engines[key]
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
         """De-rain one frame: ``(H, W, 3)`` uint8 (or uint16) RGB -> same shape and dtype."""

@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rtderain import resources
 from rtderain.config import check_range, from_dict, load_yaml
 from rtderain.errors import ConfigError, MediaError, RTDerainError
 from rtderain.media.images import IMAGE_SUFFIXES, check_images, is_image, list_images
@@ -34,6 +35,9 @@ class RunSettings:
         encode: encoder settings.
         temporal: the temporal stage after the network (``temporal: {mode: window,
             radius: 2}``; see ``docs/temporal.md``).
+        max_memory: the engine's memory budget (``8G``, ``512M``, ``auto``; see
+            :mod:`rtderain.resources`).
+        tile: ``auto``, ``off`` or a tile size in pixels (:mod:`rtderain.media.tiling`).
     """
 
     model: str = "mgid"
@@ -45,9 +49,16 @@ class RunSettings:
     queue_frames: int = 8
     encode: EncodeOptions = field(default_factory=EncodeOptions)
     temporal: TemporalSettings = field(default_factory=lambda: TemporalSettings(FILE_DEFAULT))
+    max_memory: str | int = "auto"
+    tile: str | int = "auto"
 
     def __post_init__(self) -> None:
         check_range("batch", self.batch, 1, 256)
+        try:
+            resources.parse_memory(self.max_memory, "max_memory")
+            resources.parse_tile(self.tile)
+        except RTDerainError as exc:
+            raise ConfigError(str(exc)) from None
         check_range("queue_frames", self.queue_frames, 1, 1024)  # 0 would be unbounded
 
 

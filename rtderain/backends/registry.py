@@ -262,6 +262,7 @@ def create_engine(
     *,
     engines_dir: str | Path | None = None,
     settings: dict[str, Any] | None = None,
+    try_int8: bool = True,
 ) -> Engine:
     """A ready engine for ``model``, choosing and falling back as described above.
 
@@ -276,6 +277,8 @@ def create_engine(
         batch: frames per call for static-shape backends.
         engines_dir: engine cache folder (default: see :mod:`rtderain.backends.cache`).
         settings: per-backend settings dataclasses, e.g. ``{"torch": TorchSettings(...)}``.
+        try_int8: whether precision ``auto`` may try int8 first (False where its build
+            would not fit the memory budget, :mod:`rtderain.resources`).
     Returns:
         an :class:`Engine`; its ``selection`` attribute says which backend and why.
     """
@@ -288,7 +291,8 @@ def create_engine(
     tried: list[str] = []
     names = candidates(engine, dev)
     plan = [(name, prec, False) for name in names]
-    if precision == "auto" and size is not None and os.environ.get(AUTO_INT8_ENV) != "0":
+    if (precision == "auto" and size is not None and try_int8
+            and os.environ.get(AUTO_INT8_ENV) != "0"):
         # (size None: a lazy build could not fall back)
         first = [(n, p, True) for n, p in AUTO_FIRST.get(dev.type, ()) if n in names]
         plan = first + plan

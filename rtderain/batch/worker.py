@@ -70,28 +70,12 @@ _DERAINERS: dict[str, Any] = {}
 def _derainer(task: FileTask) -> Any:
     """The process's Derainer for these settings (built on first use)."""
     s = task.settings
-    key = repr((s.model, s.weights, s.engine, s.device, s.precision, s.batch, s.temporal,
-                task.threads, task.engines_dir))
+    key = repr((s, task.threads, task.engines_dir))
     if key not in _DERAINERS:
         from rtderain.api import Derainer
-        from rtderain.backends import create_engine
-        from rtderain.util import padded_size
 
-        class _Derainer(Derainer):
-            """Engines with this worker's thread count and engine cache folder."""
-
-            def engine_for(self, height: int, width: int, batch: int = 1) -> Any:
-                size = (*padded_size(height, width, self.network.multiple), batch)
-                if size not in self._engines:
-                    self._engines[size] = create_engine(
-                        self.network, engine=s.engine, device=s.device, precision=s.precision,
-                        size=size[:2], batch=batch, engines_dir=task.engines_dir,
-                        settings=_engine_settings(task.threads))
-                    log.info("engine for %dx%d: %s", size[1], size[0],
-                             self._engines[size].description)
-                return self._engines[size]
-
-        _DERAINERS[key] = _Derainer.from_settings(s)
+        _DERAINERS[key] = Derainer.from_settings(s, engines_dir=task.engines_dir,
+                                                 engine_settings=_engine_settings(task.threads))
     return _DERAINERS[key]
 
 

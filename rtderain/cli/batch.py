@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from rtderain.cli.lazy import PRECISION_CHOICES
+from rtderain.cli.lazy import PRECISION_CHOICES, memory_options
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
               "`rtderain run` and docs/temporal.md).")
 @click.option("--temporal-radius", type=click.IntRange(1, 8), default=None,
               help="Temporal neighbours (default 2).")
+@memory_options
 @click.option("--overwrite", is_flag=True,
               help="Redo complete outputs too, and replace outputs not in the journal.")
 @click.option("-j", "--jobs", type=click.IntRange(1, 256), default=1, show_default=True,
@@ -77,8 +78,9 @@ log = logging.getLogger(__name__)
               help="JSON report of every file (default OUT_DIR/rtderain-batch.report.json).")
 @click.option("-q", "--quiet", is_flag=True, help="Only failures and the final error line.")
 def batch(inputs, out_dir, manifest, model, weights, config_path, engine, device, precision,
-          batch, codec, crf, preset, pix_fmt, temporal, temporal_radius, overwrite, jobs,
-          threads, ray_address, ray_cpus, cpus_per_task, gpus, max_retries, ray_timeout,
+          batch, codec, crf, preset, pix_fmt, temporal, temporal_radius, max_memory, tile,
+          overwrite, jobs, threads, ray_address, ray_cpus, cpus_per_task, gpus, max_retries,
+          ray_timeout,
           engines_dir, report, quiet) -> None:
     """De-rain many videos: files, folders (recursive), glob patterns or a manifest.
 
@@ -108,7 +110,8 @@ def batch(inputs, out_dir, manifest, model, weights, config_path, engine, device
     tmp = {k: v for k, v in {"mode": temporal, "radius": temporal_radius}.items() if v}
     run = {k: v for k, v in {"model": model, "weights": weights, "engine": engine,
                              "device": device or ("cuda" if gpus else None),
-                             "precision": precision, "batch": batch}.items() if v}
+                             "precision": precision, "batch": batch,
+                             "max_memory": max_memory, "tile": tile}.items() if v}
     cfg = replace(cfg, encode=replace(cfg.encode, **enc),
                   temporal=replace(cfg.temporal, **tmp), **run)
     if weights and not Path(weights).is_file():

@@ -14,6 +14,21 @@ PRECISION_HELP = ("Inference precision: auto (default: int8 where its OpenVINO g
                   "CUDA, else fp32), fp32, bf16, fp16, int8 (OpenVINO, NNCF).")
 
 
+
+def memory_options(command):
+    """``--max-memory`` and ``--tile`` (:mod:`rtderain.resources`), for commands that run
+    a network on frames."""
+    command = click.option(
+        "--tile", default=None, metavar="auto|off|N",
+        help="Cut frames into overlapping N-pixel tiles, blended without seams: auto "
+        "(default) tiles only frames too large for --max-memory; off never tiles.")(command)
+    return click.option(
+        "--max-memory", default=None, metavar="SIZE",
+        help="Memory budget of the network engine, e.g. 8G or 512M (default auto: 40 % of "
+        "this machine's memory). The batch is lowered and large frames tiled to fit it; "
+        "a setting that cannot fit is refused before any work.")(command)
+
+
 class LazyGroup(click.Group):
     """``lazy`` maps command name -> ``"module:attribute"`` of a click command."""
 

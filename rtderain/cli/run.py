@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from rtderain.cli.lazy import PRECISION_CHOICES, PRECISION_HELP
+from rtderain.cli.lazy import PRECISION_CHOICES, PRECISION_HELP, memory_options
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +89,7 @@ log = logging.getLogger(__name__)
     default=None,
     help="Neighbours on each side (window) or in the past (causal); default 2.",
 )
+@memory_options
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
 @click.option("--strict", is_flag=True,
               help="Any input stream the output cannot keep (a data track, an attachment "
@@ -111,6 +112,8 @@ def run(
     pix_fmt,
     temporal,
     temporal_radius,
+    max_memory,
+    tile,
     overwrite,
     strict,
     quiet,
@@ -152,6 +155,8 @@ def run(
         device=device or cfg.device,
         precision=precision or cfg.precision,
         batch=batch or cfg.batch,
+        max_memory=max_memory or cfg.max_memory,
+        tile=tile or cfg.tile,
         encode=enc,
         temporal=replace(
             cfg.temporal,

@@ -8,7 +8,7 @@ import threading
 
 import click
 
-from rtderain.cli.lazy import PRECISION_CHOICES
+from rtderain.cli.lazy import PRECISION_CHOICES, memory_options
 from rtderain.errors import RTDerainError
 from rtderain.util import parse_size, redact_url
 
@@ -41,7 +41,7 @@ def _thread_settings(threads: int | None) -> dict | None:
 
 # Keys of a `run:` section that mean the same for `stream` (configs/realtime.yaml works
 # for both); `run`-only keys are ignored here.
-_RUN_KEYS = {"model", "weights", "engine", "device", "precision"}
+_RUN_KEYS = {"model", "weights", "engine", "device", "precision", "max_memory", "tile"}
 _RUN_ONLY = {"batch", "queue_frames"}
 _ENCODE_KEYS = {"codec", "crf", "preset"}
 
@@ -96,6 +96,7 @@ def _load_config(ctx: click.Context, _param: click.Parameter, path: str | None) 
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
 @click.option("--precision", type=click.Choice(PRECISION_CHOICES),
               default="auto", show_default=True, help="Inference precision.")
+@memory_options
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="CPU threads for inference (default: the backend's; 1 is often best "
                    "on a busy 2-core machine).")
@@ -158,7 +159,7 @@ def _load_config(ctx: click.Context, _param: click.Parameter, path: str | None) 
 @click.option("--stats-interval", type=float, default=5.0, show_default=True,
               help="Seconds between status lines.")
 @click.option("-q", "--quiet", is_flag=True, help="No status lines and no summary.")
-def stream(source, model, weights, engine, device, precision, threads, temporal,
+def stream(source, model, weights, engine, device, precision, max_memory, tile, threads, temporal,
            temporal_radius, realtime, loop, record,
            overwrite, codec, crf, preset, stream_out, show, side_by_side, serve, serve_token,
            max_latency,
@@ -214,12 +215,16 @@ def stream(source, model, weights, engine, device, precision, threads, temporal,
     options = LiveOptions(source=src_opts, max_latency=max_latency, duration=duration,
                           max_frames=max_frames, stats_interval=stats_interval,
                           temporal=TemporalSettings(temporal, radius=temporal_radius))
-    from rtderain.models.checkpoint import load_model
+    from rtderain.api import Derainer
 
-    # Before any sink opens: an explicit --model must match the weights' model.
+    # Before any sink opens: an explicit --model must match the weights' model, and the
+    # memory budget must parse.
     explicit = click.get_current_context().get_parameter_source("model") in (
         click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.DEFAULT_MAP)
-    net = load_model(model if weights is None or explicit else None, weights)
+    derainer = Derainer(model if weights is None or explicit else None, weights=weights,
+                        engine=engine, device=device, precision=precision, batch=1,
+                        max_memory=max_memory, tile=tile or "auto",
+                        engine_settings=_thread_settings(threads))
     stats = LiveStats()
     stop = threading.Event()
     sinks = []
@@ -252,9 +257,9 @@ def stream(source, model, weights, engine, device, precision, threads, temporal,
     try:
         reader = make_reader(source, options, stats, stop)
         size = reader.open()  # first-connection errors surface here
-        eng = create_engine(net, engine=engine, device=device, precision=precision,
-                            size=None if size is None else (size[1], size[0]),
-                            settings=_thread_settings(threads))
+        eng = (create_engine(derainer.network, engine=engine, device=device,
+                             precision=precision, settings=_thread_settings(threads))
+               if size is None else derainer.engine_for(size[1], size[0]))
     except BaseException:
         if reader is not None:
             reader.close()
@@ -270,8 +275,7 @@ def stream(source, model, weights, engine, device, precision, threads, temporal,
             click.echo(f"[{snap.elapsed:6.1f} s] {snap.source_state}: {snap.line()}", err=True)
 
     def engine_for(height: int, width: int):  # a camera that changes mode, a reconnect
-        return create_engine(net, engine=engine, device=device, precision=precision,
-                             size=(height, width), settings=_thread_settings(threads))
+        return derainer.engine_for(height, width)
 
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:

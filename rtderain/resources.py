@@ -1,0 +1,184 @@
+"""Memory budget: how large an engine (frame or tile size, batch) may be built and run.
+
+The network's activations grow with the frame's pixels times the batch: the default model
+at 3840x2160 and a batch of 4 would need about 30 GB. Each engine is therefore planned
+against a budget (``--max-memory``, default :func:`default_budget`): the batch is lowered
+until the engine fits; a frame that does not fit even alone is tiled
+(:mod:`rtderain.media.tiling`); a setting that cannot fit (``--tile off`` on a frame too
+large, a tile or a budget too small) is refused with one line before any work.
+
+The estimate is per padded pixel and frame, from measured peak resident memory (this
+repository's ``tools/peak_rss.py``, docs/memory.md), as a linear function of the network's
+width over its space-to-depth area (``channels / s**2``), plus a fixed overhead per engine:
+
+==============  ======================  ======================  ===========
+precision       ``mgid`` (64 ch, s=1)   ``mgid-rt`` (16, s=2)   per engine
+==============  ======================  ======================  ===========
+fp32            1.6 kB / px (torch)     0.16 kB / px            ~0.25 GB
+bf16 / fp16     0.8 kB / px             0.12 kB / px
+int8 (build)    5.0 kB / px (NNCF)      0.77 kB / px
+==============  ======================  ======================  ===========
+
+The coefficients below carry about 15 % margin over those readings. The budget bounds the
+engine; the rest of a run (decoded frames in flight, the encoder, the temporal window) adds
+a few frames' worth on top, documented in docs/memory.md.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from rtderain.errors import RTDerainError
+from rtderain.models.mgid import ModelConfig
+from rtderain.util import round_up
+
+GIB = 1 << 30
+# bytes per padded pixel and frame = A + B * channels / space_to_depth**2 (see above)
+_COEFF = {"fp32": (147.0, 25.8), "half": (100.0, 12.5), "int8": (95.0, 6.4),
+          "int8-build": (590.0, 78.0)}
+ENGINE_OVERHEAD = 300 << 20
+DEFAULT_SHARE = 0.4  # of the machine's memory, for the engine
+MIN_TILE = 128
+MAX_TILE = 4096
+
+
+def total_memory() -> int:
+    """Physical memory, or the cgroup's limit where that is lower (containers)."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    for limit in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = Path(limit).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            total = min(total, int(text))
+    return total
+
+
+def default_budget() -> int:
+    """The engine budget when none is given: 40 % of :func:`total_memory`, >= 1 GiB."""
+    return max(GIB, int(total_memory() * DEFAULT_SHARE))
+
+
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": GIB, "t": 1 << 40}
+
+
+def parse_memory(text: str | int | None, where: str = "--max-memory") -> int:
+    """``8G``, ``1.5GiB``, ``512M``, ``auto`` (or None) -> bytes (binary units)."""
+    if text is None or text == "auto":
+        return default_budget()
+    if isinstance(text, int) and not isinstance(text, bool):
+        value = text
+    else:
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)(?:i?[bB])?\s*", str(text))
+        if not m:
+            raise RTDerainError(f"{where} {text!r}: expected a size such as 8G, 512M or auto")
+        value = int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+    if value < 256 << 20:
+        raise RTDerainError(f"{where} {text}: at least 256M")
+    if value > total_memory():
+        raise RTDerainError(f"{where} {text} is more than this machine's "
+                            f"{gib(total_memory())} of memory")
+    return value
+
+
+def gib(n: float) -> str:
+    """A size for messages: ``1.5 GiB``, ``300 MiB``."""
+    return f"{n / GIB:.1f} GiB" if n >= GIB else f"{n / (1 << 20):.0f} MiB"
+
+
+def engine_bytes(config: ModelConfig, precision: str, pixels: int, batch: int) -> int:
+    """Estimated peak bytes of one engine at ``pixels`` (padded) x ``batch``.
+
+    ``precision`` is what the engine's build needs most: ``fp32``, ``bf16``/``fp16``,
+    ``int8`` (running an int8 graph) or ``int8-build`` (its calibration, the peak).
+    """
+    key = "half" if precision in ("bf16", "fp16") else precision
+    a, b = _COEFF[key]
+    per_px = a + b * config.channels / config.space_to_depth**2
+    return ENGINE_OVERHEAD + int(per_px * pixels * batch)
+
+
+def parse_tile(text: str | int) -> int | None:
+    """``auto`` -> None (the planner chooses), ``off`` -> 0, ``N`` -> N (>= 128)."""
+    if text in ("auto", None):
+        return None
+    if text == "off":
+        return 0
+    try:
+        value = int(text)
+    except (TypeError, ValueError):
+        raise RTDerainError(f"--tile {text!r}: expected auto, off or a size in pixels") from None
+    if value != 0 and not MIN_TILE <= value <= MAX_TILE:
+        raise RTDerainError(f"--tile {value}: between {MIN_TILE} and {MAX_TILE} (or off)")
+    return value
+
+
+@dataclass(frozen=True)
+class EnginePlan:
+    """What to build for frames of one size.
+
+    Attributes:
+        size: padded (H, W) of the engine: the frame's, or one tile's.
+        batch: frames (untiled) or tiles per engine call.
+        tiled: whether frames are cut into tiles of ``size``.
+        try_int8: whether precision ``auto`` may try an int8 build (it fits the budget).
+        estimate: estimated peak bytes of the engine.
+    """
+
+    size: tuple[int, int]
+    batch: int
+    tiled: bool
+    try_int8: bool
+    estimate: int
+
+
+def plan_engine(config: ModelConfig, precision: str, height: int, width: int, batch: int,
+                budget: int, tile: int | None = None, auto: bool = False) -> EnginePlan:
+    """The largest engine that fits ``budget`` for (padded) ``height`` x ``width`` frames.
+
+    ``precision`` is the resolved one (``fp32``, ``bf16``, ``fp16``, ``int8``); ``auto``
+    says precision ``auto`` chose it, so an int8 try is planned where its build fits.
+    ``tile``: None chooses, 0 never tiles, N tiles of N pixels. Raises
+    :class:`RTDerainError` (one line) when nothing fits.
+    """
+    need = "int8-build" if precision == "int8" else precision
+    m = config.multiple
+    where = f"{config.name} {precision}, frames of {width}x{height}"
+
+    def cost(h: int, w: int, b: int = 1) -> int:
+        return engine_bytes(config, need, h * w, b)
+
+    def fitting_batch(h: int, w: int, most: int) -> int:
+        return next((b for b in range(most, 0, -1) if cost(h, w, b) <= budget), 0)
+
+    if tile is None and cost(height, width) > budget:  # choose the largest tile that fits
+        side = next((t for t in range(min(max(height, width), MAX_TILE) // m * m, MIN_TILE - 1,
+                                      -m) if cost(min(t, height), min(t, width)) <= budget), 0)
+        if not side:
+            raise RTDerainError(
+                f"--max-memory {gib(budget)} is too small for {config.name} {precision}: "
+                f"even a {MIN_TILE}x{MIN_TILE} tile needs about "
+                f"{gib(cost(MIN_TILE, MIN_TILE))}")
+        tile = side
+    if tile:  # tiles of one fixed size, one per call
+        th, tw = min(round_up(tile, m), height), min(round_up(tile, m), width)
+        if cost(th, tw) > budget:
+            raise RTDerainError(
+                f"--tile {tile} needs about {gib(cost(th, tw))} for {config.name} {precision},"
+                f" over --max-memory {gib(budget)}: choose a smaller --tile")
+        plan = EnginePlan((th, tw), 1, (th, tw) != (height, width), False, cost(th, tw))
+    else:
+        b = fitting_batch(height, width, batch)
+        if not b:
+            raise RTDerainError(
+                f"{where} need about {gib(cost(height, width))} untiled (--tile off), over "
+                f"--max-memory {gib(budget)}: allow tiling or raise --max-memory")
+        plan = EnginePlan((height, width), b, False, False, cost(height, width, b))
+    if auto:
+        build = engine_bytes(config, "int8-build", plan.size[0] * plan.size[1], plan.batch)
+        plan = EnginePlan(plan.size, plan.batch, plan.tiled, build <= budget, plan.estimate)
+    return plan
