@@ -43,6 +43,37 @@ ENGINE_OVERHEAD = 300 << 20
 DEFAULT_SHARE = 0.4  # of the machine's memory, for the engine
 MIN_TILE = 128
 MAX_TILE = 4096
+OVERLAP = 128  # px between tiles (real footage, 512-px tiles: max 4 levels from untiled)
+
+
+def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets of tiles of ``tile`` pixels covering ``length`` with >= ``overlap``."""
+    if tile >= length:
+        return [0]
+    step = max(tile - overlap, 1)
+    starts = list(range(0, length - tile, step))
+    starts.append(length - tile)
+    return starts
+
+
+def _tiled_pixels(h: int, w: int, th: int, tw: int) -> int:
+    overlap = min(OVERLAP, min(th, tw) // 4)
+    return len(tile_starts(h, th, overlap)) * len(tile_starts(w, tw, overlap)) * th * tw
+
+
+def best_tile(h: int, w: int, multiple: int, fits) -> tuple[int, int] | None:
+    """The tile shape that fits (``fits(th, tw)``) and computes the fewest pixels for an
+    ``h`` x ``w`` frame (ties: the larger tile); None if not even the smallest fits."""
+    best: tuple[int, int, int] | None = None
+    for rows in range(1, max(h // MIN_TILE, 1) + 1):
+        th = min(h, max(MIN_TILE, round_up(-(-(h + (rows - 1) * OVERLAP) // rows), multiple)))
+        widths = range(min(w, MAX_TILE) // multiple * multiple, MIN_TILE - 1, -multiple)
+        tw = next((t for t in widths if fits(th, t)), 0)
+        if tw:
+            cost = (_tiled_pixels(h, w, th, tw), -th * tw)
+            if best is None or cost < best[:2]:
+                best = (*cost, th * 10**6 + tw)
+    return None if best is None else divmod(best[2], 10**6)
 
 
 def total_memory() -> int:
@@ -155,17 +186,18 @@ def plan_engine(config: ModelConfig, precision: str, height: int, width: int, ba
     def fitting_batch(h: int, w: int, most: int) -> int:
         return next((b for b in range(most, 0, -1) if cost(h, w, b) <= budget), 0)
 
-    if tile is None and cost(height, width) > budget:  # choose the largest tile that fits
-        side = next((t for t in range(min(max(height, width), MAX_TILE) // m * m, MIN_TILE - 1,
-                                      -m) if cost(min(t, height), min(t, width)) <= budget), 0)
-        if not side:
+    shape = None
+    if tile is None and cost(height, width) > budget:  # the cheapest tiling that fits
+        shape = best_tile(height, width, m, lambda th, tw: cost(th, tw) <= budget)
+        if shape is None:
             raise RTDerainError(
                 f"--max-memory {gib(budget)} is too small for {config.name} {precision}: "
                 f"even a {MIN_TILE}x{MIN_TILE} tile needs about "
                 f"{gib(cost(MIN_TILE, MIN_TILE))}")
-        tile = side
-    if tile:  # tiles of one fixed size, one per call
-        th, tw = min(round_up(tile, m), height), min(round_up(tile, m), width)
+    elif tile:
+        shape = min(round_up(tile, m), height), min(round_up(tile, m), width)
+    if shape:  # tiles of one fixed size, one per call
+        th, tw = shape
         if cost(th, tw) > budget:
             raise RTDerainError(
                 f"--tile {tile} needs about {gib(cost(th, tw))} for {config.name} {precision},"

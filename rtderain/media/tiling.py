@@ -21,18 +21,11 @@ import numpy as np
 import torch
 
 from rtderain.backends.base import Engine, FrameEngine
+from rtderain.resources import OVERLAP, tile_starts
 
-DEFAULT_OVERLAP = 128  # real footage, 512-px tiles: max 4 levels from untiled (64 px: 8)
+__all__ = ["DEFAULT_OVERLAP", "TiledEngine", "TiledFrameEngine", "tile_starts", "tiled"]
 
-
-def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
-    """Start offsets of tiles of ``tile`` pixels covering ``length`` with >= ``overlap``."""
-    if tile >= length:
-        return [0]
-    step = max(tile - overlap, 1)
-    starts = list(range(0, length - tile, step))
-    starts.append(length - tile)
-    return starts
+DEFAULT_OVERLAP = OVERLAP
 
 
 def _ramp(size: int, start: int, length: int, overlap: int) -> np.ndarray:
