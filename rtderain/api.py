@@ -156,13 +156,17 @@ class Derainer:
             plan = resources.plan_engine(self.network.config, prec, *key, self.budget,
                                          self.tile, auto=s.precision == "auto")
             eng = self._built(plan)
-            if plan.tiled:
-                eng = tiled(eng, plan.size)
             fitted = plan.tiled or plan.batch < batch
+            if fitted:  # tiles, or frames a few at a time (torch takes any batch at once)
+                inner = eng
+                eng = tiled(inner, plan.size, chunk=plan.batch)
+                if not plan.tiled:
+                    eng.description = f"{inner.description}, {plan.batch} frames per call"
             line = (f"frames of {key[1]}x{key[0]}: " + (
                 f"tiles of {plan.size[1]}x{plan.size[0]}" if plan.tiled
-                else f"batch {batch} -> {plan.batch}") + f", about "
-                f"{resources.gib(plan.estimate)} of --max-memory {resources.gib(self.budget)}")
+                else f"batch {batch} -> {plan.batch}") + f", engine about "
+                f"{resources.gib(plan.estimate)} + {resources.gib(plan.rest)} for the rest, "
+                f"of --max-memory {resources.gib(self.budget)}")
             log.log(logging.WARNING if fitted else logging.INFO, "%s", line)
             self._engines[key] = eng
         return self._engines[key]

@@ -19,13 +19,15 @@ bf16 / fp16     0.8 kB / px             0.12 kB / px
 int8 (build)    5.0 kB / px (NNCF)      0.77 kB / px
 ==============  ======================  ======================  ===========
 
-The coefficients below carry about 15 % margin over those readings. The budget bounds the
-engine; the rest of a run (decoded frames in flight, the encoder, the temporal window) adds
-a few frames' worth on top, documented in docs/memory.md.
+The coefficients below carry about 15 % margin over those readings. The budget is for the
+whole process: :func:`pipeline_bytes` (the interpreter and runtimes, and the frames in
+flight: decode and encode queues, batches, the temporal window, the encoder's own) is
+taken off before the engine is planned.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from dataclasses import dataclass
@@ -40,6 +42,8 @@ GIB = 1 << 30
 _COEFF = {"fp32": (147.0, 25.8), "half": (100.0, 12.5), "int8": (95.0, 6.4),
           "int8-build": (590.0, 78.0)}
 ENGINE_OVERHEAD = 300 << 20
+PROCESS_BASE = 400 << 20  # Python, torch, OpenVINO, PyAV loaded
+FRAMES_IN_FLIGHT = 48  # RGB frames' worth held outside the engine (measured at 4K: ~45)
 DEFAULT_SHARE = 0.4  # of the machine's memory, for the engine
 MIN_TILE = 128
 MAX_TILE = 4096
@@ -121,6 +125,11 @@ def gib(n: float) -> str:
     return f"{n / GIB:.1f} GiB" if n >= GIB else f"{n / (1 << 20):.0f} MiB"
 
 
+def pipeline_bytes(height: int, width: int) -> int:
+    """Estimated bytes a run holds besides its engine, for frames of this size."""
+    return PROCESS_BASE + FRAMES_IN_FLIGHT * height * width * 3
+
+
 def engine_bytes(config: ModelConfig, precision: str, pixels: int, batch: int) -> int:
     """Estimated peak bytes of one engine at ``pixels`` (padded) x ``batch``.
 
@@ -158,6 +167,7 @@ class EnginePlan:
         tiled: whether frames are cut into tiles of ``size``.
         try_int8: whether precision ``auto`` may try an int8 build (it fits the budget).
         estimate: estimated peak bytes of the engine.
+        rest: estimated bytes of the rest of the run (:func:`pipeline_bytes`).
     """
 
     size: tuple[int, int]
@@ -165,6 +175,7 @@ class EnginePlan:
     tiled: bool
     try_int8: bool
     estimate: int
+    rest: int = 0
 
 
 def plan_engine(config: ModelConfig, precision: str, height: int, width: int, batch: int,
@@ -179,6 +190,12 @@ def plan_engine(config: ModelConfig, precision: str, height: int, width: int, ba
     need = "int8-build" if precision == "int8" else precision
     m = config.multiple
     where = f"{config.name} {precision}, frames of {width}x{height}"
+    rest = pipeline_bytes(height, width)
+    if rest >= budget:
+        raise RTDerainError(
+            f"--max-memory {gib(budget)} is too small for frames of {width}x{height}: the "
+            f"pipeline itself holds about {gib(rest)} of decoded frames and runtimes")
+    whole, budget = budget, budget - rest
 
     def cost(h: int, w: int, b: int = 1) -> int:
         return engine_bytes(config, need, h * w, b)
@@ -191,9 +208,9 @@ def plan_engine(config: ModelConfig, precision: str, height: int, width: int, ba
         shape = best_tile(height, width, m, lambda th, tw: cost(th, tw) <= budget)
         if shape is None:
             raise RTDerainError(
-                f"--max-memory {gib(budget)} is too small for {config.name} {precision}: "
-                f"even a {MIN_TILE}x{MIN_TILE} tile needs about "
-                f"{gib(cost(MIN_TILE, MIN_TILE))}")
+                f"--max-memory {gib(whole)} is too small for {config.name} {precision}: "
+                f"beside the {gib(rest)} the pipeline holds, even a {MIN_TILE}x{MIN_TILE} tile"
+                f" needs about {gib(cost(MIN_TILE, MIN_TILE))}")
     elif tile:
         shape = min(round_up(tile, m), height), min(round_up(tile, m), width)
     if shape:  # tiles of one fixed size, one per call
@@ -201,16 +218,18 @@ def plan_engine(config: ModelConfig, precision: str, height: int, width: int, ba
         if cost(th, tw) > budget:
             raise RTDerainError(
                 f"--tile {tile} needs about {gib(cost(th, tw))} for {config.name} {precision},"
-                f" over --max-memory {gib(budget)}: choose a smaller --tile")
-        plan = EnginePlan((th, tw), 1, (th, tw) != (height, width), False, cost(th, tw))
+                f" over the {gib(budget)} --max-memory {gib(whole)} leaves for the engine: "
+                "choose a smaller --tile")
+        plan = EnginePlan((th, tw), 1, (th, tw) != (height, width), False, cost(th, tw), rest)
     else:
         b = fitting_batch(height, width, batch)
         if not b:
             raise RTDerainError(
-                f"{where} need about {gib(cost(height, width))} untiled (--tile off), over "
-                f"--max-memory {gib(budget)}: allow tiling or raise --max-memory")
-        plan = EnginePlan((height, width), b, False, False, cost(height, width, b))
+                f"{where} need about {gib(cost(height, width))} untiled (--tile off), over the"
+                f" {gib(budget)} --max-memory {gib(whole)} leaves for the engine: allow tiling"
+                " or raise --max-memory")
+        plan = EnginePlan((height, width), b, False, False, cost(height, width, b), rest)
     if auto:
         build = engine_bytes(config, "int8-build", plan.size[0] * plan.size[1], plan.batch)
-        plan = EnginePlan(plan.size, plan.batch, plan.tiled, build <= budget, plan.estimate)
+        plan = dataclasses.replace(plan, try_int8=build <= budget)
     return plan

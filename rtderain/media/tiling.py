@@ -1,5 +1,8 @@
 """Tiled inference: an engine built for one tile shape de-rains frames of any larger size.
 
+The same wrapper also bounds the batch of engines that take any batch (torch): frames, or
+tiles, go to the inner engine ``chunk`` at a time, as the memory plan says.
+
 A frame too large for the memory budget (:mod:`rtderain.resources`) is cut into tiles that
 overlap by ``overlap`` pixels; each tile goes through the inner engine, and the outputs are
 blended back with weights that ramp linearly across every overlap (and stay 1 at the
@@ -43,16 +46,28 @@ def _ramp(size: int, start: int, length: int, overlap: int) -> np.ndarray:
     return w
 
 
-class TiledEngine:
-    """``inner``, built for (tile_h, tile_w), run tile by tile on larger frames."""
+def _chunked(fn: Callable[[Any], Any], x: Any, chunk: int, cat: Callable) -> Any:
+    """``fn`` on ``x`` at most ``chunk`` items (batch first) at a time, outputs joined."""
+    if len(x) <= chunk:
+        return fn(x)
+    return cat([fn(x[i:i + chunk]) for i in range(0, len(x), chunk)])
 
-    def __init__(self, inner: Engine, tile: tuple[int, int], overlap: int = DEFAULT_OVERLAP):
-        self.inner, self.tile = inner, tile
+
+class TiledEngine:
+    """``inner``, built for (tile_h, tile_w), run ``chunk`` tiles at a time on larger
+    frames (frames no larger than a tile: ``chunk`` frames at a time, untouched)."""
+
+    def __init__(self, inner: Engine, tile: tuple[int, int], overlap: int = DEFAULT_OVERLAP,
+                 chunk: int = 1):
+        self.inner, self.tile, self.chunk = inner, tile, max(1, chunk)
         self.overlap = max(0, min(overlap, min(tile) // 4))
         self.name, self.device, self.multiple = inner.name, inner.device, inner.multiple
         self.selection = getattr(inner, "selection", "")
         self.description = (f"{inner.description}, tiles {tile[1]}x{tile[0]} "
-                            f"overlapping {self.overlap} px")
+                            f"overlapping {self.overlap} px, {self.chunk} per call")
+
+    def _whole(self, h: int, w: int) -> bool:
+        return h <= self.tile[0] and w <= self.tile[1]
 
     def _grid(self, h: int, w: int) -> list[tuple[int, int, np.ndarray]]:
         th, tw = min(self.tile[0], h), min(self.tile[1], w)
@@ -68,7 +83,7 @@ class TiledEngine:
         th, tw = grid[0][2].shape
         cut = ((lambda y, x: frame[y:y + th, x:x + tw]) if channel_last
                else (lambda y, x: frame[:, y:y + th, x:x + tw]))
-        outs = run(stack([cut(y, x) for y, x, _ in grid]))
+        outs = run(stack([cut(y, x) for y, x, _ in grid]))  # run: chunked
         acc, norm = new(h, w)
         for (y, x, wt), out in zip(grid, outs, strict=True):
             wt = weight(wt)
@@ -89,9 +104,12 @@ class TiledEngine:
         def weight(wt: np.ndarray) -> torch.Tensor:
             return torch.from_numpy(wt).to(x.device)
 
+        run = lambda t: _chunked(self.inner.infer, t, self.chunk, torch.cat)  # noqa: E731
+        if self._whole(*x.shape[2:]):
+            return run(x)
         frames = []
         for frame in x:
-            acc, norm = self._blend(frame, self.inner.infer, torch.stack, new, weight, False)
+            acc, norm = self._blend(frame, run, torch.stack, new, weight, False)
             frames.append(acc / norm)
         return torch.stack(frames)
 
@@ -106,16 +124,19 @@ class TiledFrameEngine(TiledEngine):
         def new(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
             return np.zeros((h, w, 3), np.float32), np.zeros((h, w, 1), np.float32)
 
+        run = lambda t: _chunked(inner.infer_frames, t, self.chunk, np.concatenate)  # noqa: E731
+        if self._whole(*frames.shape[1:3]):
+            return run(frames)
         out = np.empty_like(frames)
         for i, frame in enumerate(frames):
-            acc, norm = self._blend(frame, inner.infer_frames, np.stack, new,
-                                    lambda wt: wt, True)
+            acc, norm = self._blend(frame, run, np.stack, new, lambda wt: wt, True)
             np.clip(np.rint(acc / norm), 0, 255, out=acc)
             out[i] = acc
         return out
 
 
-def tiled(inner: Engine, tile: tuple[int, int], overlap: int = DEFAULT_OVERLAP) -> TiledEngine:
+def tiled(inner: Engine, tile: tuple[int, int], overlap: int = DEFAULT_OVERLAP,
+          chunk: int = 1) -> TiledEngine:
     """A tiled wrapper of ``inner`` that keeps its uint8 path where it has one."""
     cls = TiledFrameEngine if isinstance(inner, FrameEngine) else TiledEngine
-    return cls(inner, tile, overlap)
+    return cls(inner, tile, overlap, chunk)

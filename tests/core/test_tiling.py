@@ -80,17 +80,53 @@ def test_planner_lowers_the_batch_then_tiles_then_refuses() -> None:
     big = resources.plan_engine(cfg, "fp32", 1088, 1920, 4, 64 * GB)
     assert (big.batch, big.tiled) == (4, False)
     lowered = resources.plan_engine(cfg, "fp32", 1088, 1920, 64, 16 * GB)
-    assert not lowered.tiled and 1 <= lowered.batch < 64 and lowered.estimate <= 16 * GB
-    assert resources.engine_bytes(cfg, "fp32", 1088 * 1920, lowered.batch + 1) > 16 * GB
+    assert lowered.rest == resources.pipeline_bytes(1088, 1920) > 0
+    assert not lowered.tiled and 1 <= lowered.batch < 64
+    assert lowered.estimate + lowered.rest <= 16 * GB
+    more = resources.engine_bytes(cfg, "fp32", 1088 * 1920, lowered.batch + 1)
+    assert more + lowered.rest > 16 * GB
     four_k = resources.plan_engine(cfg, "fp32", 2160, 3840, 4, 4 * GB)
-    assert four_k.tiled and four_k.batch == 1 and four_k.estimate <= 4 * GB
+    assert four_k.tiled and four_k.batch == 1 and four_k.estimate + four_k.rest <= 4 * GB
     assert four_k.size[0] % cfg.multiple == 0 and four_k.size[1] % cfg.multiple == 0
     with pytest.raises(RTDerainError, match="--tile off"):
         resources.plan_engine(cfg, "fp32", 2160, 3840, 1, 4 * GB, tile=0)
     with pytest.raises(RTDerainError, match="smaller --tile"):
-        resources.plan_engine(cfg, "fp32", 2160, 3840, 1, 1 * GB, tile=2048)
-    with pytest.raises(RTDerainError, match="too small"):
-        resources.plan_engine(cfg, "fp32", 2160, 3840, 1, 300 << 20)
+        resources.plan_engine(cfg, "fp32", 2160, 3840, 1, 3 * GB, tile=2048)
+    with pytest.raises(RTDerainError, match="too small for mgid"):
+        resources.plan_engine(cfg, "fp32", 2160, 3840, 1, resources.pipeline_bytes(2160, 3840)
+                              + (100 << 20))
+    with pytest.raises(RTDerainError, match="pipeline itself"):
+        resources.plan_engine(cfg, "fp32", 2160, 3840, 1, 1 * GB)
+
+
+class _Recorder(IdentityEngine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[int] = []
+
+    def infer(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls.append(x.shape[0])
+        return x
+
+    def infer_frames(self, frames: np.ndarray) -> np.ndarray:
+        self.calls.append(frames.shape[0])
+        return frames
+
+
+def test_the_planned_batch_bounds_every_call_of_an_any_batch_engine() -> None:
+    """torch takes any batch at once: the wrapper feeds it the planned number of frames
+    (whole frames) or tiles (large ones), never the pipeline's whole batch."""
+    rec = _Recorder()
+    eng = tiled(rec, (64, 96), chunk=2)
+    frames = np.random.default_rng(0).integers(0, 255, (5, 64, 96, 3), dtype=np.uint8)
+    assert np.array_equal(eng.infer_frames(frames), frames) and rec.calls == [2, 2, 1]
+    rec.calls.clear()
+    big = np.random.default_rng(1).integers(0, 255, (2, 128, 192, 3), dtype=np.uint8)
+    eng = tiled(rec, (64, 96), chunk=1)
+    assert np.array_equal(eng.infer_frames(big), big) and set(rec.calls) == {1}
+    d = rtderain.Derainer("mgid", engine="torch", precision="fp32", max_memory="1200M")
+    lowered = d.engine_for(360, 640, 64)
+    assert "frames per call" in lowered.description and lowered.chunk < 64
 
 
 def test_int8_is_tried_only_where_its_calibration_fits() -> None:
@@ -119,7 +155,7 @@ def test_memory_sizes_parse_and_bad_ones_are_one_line() -> None:
 
 
 def test_a_budget_that_forces_tiles_still_derains_every_frame(rainy_frame: np.ndarray) -> None:
-    d = rtderain.Derainer("mgid", engine="torch", precision="fp32", max_memory="600M")
+    d = rtderain.Derainer("mgid", engine="torch", precision="fp32", max_memory="1000M")
     eng = d.engine_for(360, 640, 4)
     assert "tiles" in eng.description
     whole = rtderain.Derainer("mgid", engine="torch", precision="fp32")(rainy_frame)
@@ -128,15 +164,16 @@ def test_a_budget_that_forces_tiles_still_derains_every_frame(rainy_frame: np.nd
 
 
 def test_cli_refuses_what_cannot_fit_before_any_work(tmp_path: Path) -> None:
-    src = tmp_path / "in.mp4"
-    write_video(src, frames=4, width=320, height=192)
+    src, small = tmp_path / "in.mp4", tmp_path / "small.mp4"
+    write_video(src, frames=2, width=1280, height=720)
+    write_video(small, frames=4, width=320, height=192)
     out = tmp_path / "out.mp4"
-    r = run_cli(str(src), "-o", str(out), "--tile", "off", "--max-memory", "300M", "-q")
+    r = run_cli(str(src), "-o", str(out), "--tile", "off", "--max-memory", "900M", "-q")
     assert r.returncode != 0
     assert r.stderr.strip().count("\n") == 0 and "--tile off" in r.stderr
     assert "Traceback" not in r.stderr and not out.exists()
     assert not list(tmp_path.glob(".out*"))
-    r = run_cli(str(src), "-o", str(out), "--max-memory", "500M", "--tile", "128", "-q",
+    r = run_cli(str(small), "-o", str(out), "--max-memory", "900M", "--tile", "128", "-q",
                 "-m", "mgid-rt", "--engine", "torch")
     assert r.returncode == 0, r.stderr
     assert probe(out)["frames"] == 4
