@@ -57,6 +57,8 @@ def test_stream_help_lists_every_sink(monkeypatch, capsys):
     (("0", "--serve", "bad"), "--serve wants HOST:PORT"),
     (("0", "--show"), "--show needs a display"),
     (("0", "--side-by-side"), "--side-by-side goes with --show"),
+    (("0", "--max-memory", "lots"), "--max-memory 'lots': expected a size"),
+    (("0", "--tile", "7"), "--tile 7: between 128 and 4096"),
 ])
 def test_bad_input_is_one_line(tmp_path, monkeypatch, capsys, args, message):
     monkeypatch.chdir(tmp_path)
@@ -64,6 +66,20 @@ def test_bad_input_is_one_line(tmp_path, monkeypatch, capsys, args, message):
     assert code == 1
     lines = err.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], err
+
+
+def test_a_tight_budget_tiles_live_frames(rainy_clip, tmp_path):
+    """The live path plans its engine like `run`: tiles under a small budget, every frame
+    recorded."""
+    out = tmp_path / "clean.mp4"
+    res = subprocess.run(
+        _cmd(str(rainy_clip), "--engine", "torch", "--threads", "1", "-m", "mgid-rt",
+             "--max-memory", "900M", "--tile", "128", "--frames", "6", "--record",
+             str(out), "--temporal", "off"),
+        capture_output=True, text=True, env=_env(), cwd=tmp_path, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "tiles of 128x" in res.stderr
+    assert len(decode_all(out)) == 6
 
 
 @pytest.mark.slow
