@@ -114,6 +114,10 @@ def batch(inputs, out_dir, manifest, model, weights, config_path, engine, device
                              "max_memory": max_memory, "tile": tile}.items() if v}
     cfg = replace(cfg, encode=replace(cfg.encode, **enc),
                   temporal=replace(cfg.temporal, **tmp), **run)
+    if jobs > 1 and cfg.max_memory == "auto":  # N processes on this machine share the default
+        from rtderain.resources import default_budget
+
+        cfg = replace(cfg, max_memory=str(max(default_budget() // jobs, 512 << 20)))
     if weights and not Path(weights).is_file():
         raise RTDerainError(f"weights file not found: {weights}")
     if model and cfg.weights:  # an explicit --model must match the weights

@@ -93,3 +93,22 @@ def test_missing_and_non_video_arguments(tmp_path):
                          ("empty", "no video files"), ("*.mkv", "matches no video file")]:
         with pytest.raises(RTDerainError, match=message):
             plan_batch([str(tmp_path / arg)], tmp_path / "out")
+
+
+def test_jobs_share_the_default_memory_budget(make_clips, tmp_path, monkeypatch) -> None:
+    """--jobs N: N worker processes on this machine, each planned with 1/N of the default
+    budget; an explicit --max-memory is each worker's own."""
+    from click.testing import CliRunner
+
+    import rtderain.batch.driver as driver
+    from rtderain import resources
+    from rtderain.cli.batch import batch
+
+    seen = []
+    monkeypatch.setattr(driver, "run_batch", lambda items, options, event: seen.append(
+        options.settings) or (_ for _ in ()).throw(SystemExit(0)))
+    src = make_clips(["a.mp4"])
+    for args in (["--jobs", "2"], ["--jobs", "2", "--max-memory", "3G"], []):
+        CliRunner().invoke(batch, [str(src), "--out-dir", str(tmp_path / "out"), *args])
+    assert [s.max_memory for s in seen] == [str(resources.default_budget() // 2), "3G", "auto"]
+    assert resources.parse_memory(seen[0].max_memory) == resources.default_budget() // 2
