@@ -63,9 +63,10 @@ class Derainer:
             past and future frames; files), ``causal`` (past frames only; live), or a
             :class:`rtderain.temporal.TemporalSettings`. Single frames and images never
             use it.
-        max_memory: the engine's memory budget (bytes, or ``8G``, ``512M``; ``auto``/None:
+        max_memory: the run's memory budget (bytes, or ``8G``, ``512M``; ``auto``/None:
             :func:`rtderain.resources.default_budget`): the batch is lowered, and frames too
-            large are tiled, until each engine fits; what cannot fit is an error.
+            large are tiled, until each engine fits beside the frames in flight; what cannot
+            fit is an error.
         tile: ``auto`` (tile only frames that do not fit), ``off`` or a tile size in
             pixels (tiles overlap and are blended: :mod:`rtderain.media.tiling`).
         notify: called with one line per engine chosen (which backend runs and why).

@@ -35,7 +35,7 @@ class RunSettings:
         encode: encoder settings.
         temporal: the temporal stage after the network (``temporal: {mode: window,
             radius: 2}``; see ``docs/temporal.md``).
-        max_memory: the engine's memory budget (``8G``, ``512M``, ``auto``; see
+        max_memory: the run's memory budget (``8G``, ``512M``, ``auto``; see
             :mod:`rtderain.resources`).
         tile: ``auto``, ``off`` or a tile size in pixels (:mod:`rtderain.media.tiling`).
     """

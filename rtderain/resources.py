@@ -7,17 +7,10 @@ until the engine fits; a frame that does not fit even alone is tiled
 (:mod:`rtderain.media.tiling`); a setting that cannot fit (``--tile off`` on a frame too
 large, a tile or a budget too small) is refused with one line before any work.
 
-The estimate is per padded pixel and frame, from measured peak resident memory (this
-repository's ``tools/peak_rss.py``, docs/memory.md), as a linear function of the network's
-width over its space-to-depth area (``channels / s**2``), plus a fixed overhead per engine:
-
-==============  ======================  ======================  ===========
-precision       ``mgid`` (64 ch, s=1)   ``mgid-rt`` (16, s=2)   per engine
-==============  ======================  ======================  ===========
-fp32            1.6 kB / px (torch)     0.16 kB / px            ~0.25 GB
-bf16 / fp16     0.8 kB / px             0.12 kB / px
-int8 (build)    5.0 kB / px (NNCF)      0.77 kB / px
-==============  ======================  ======================  ===========
+The estimate is per padded pixel and frame, fitted to measured peak resident memory
+(``tools/engine_footprint.py``; the readings are tabled in docs/memory.md), as a linear
+function of the network's width over its space-to-depth area (``channels / s**2``), plus a
+fixed overhead per engine.
 
 The coefficients below carry about 15 % margin over those readings. The budget is for the
 whole process: :func:`pipeline_bytes` (the interpreter and runtimes, and the frames in
@@ -44,10 +37,10 @@ _COEFF = {"fp32": (147.0, 25.8), "half": (100.0, 12.5), "int8": (95.0, 6.4),
 ENGINE_OVERHEAD = 300 << 20
 PROCESS_BASE = 400 << 20  # Python, torch, OpenVINO, PyAV loaded
 FRAMES_IN_FLIGHT = 48  # RGB frames' worth held outside the engine (measured at 4K: ~45)
-DEFAULT_SHARE = 0.4  # of the machine's memory, for the engine
+DEFAULT_SHARE = 0.4  # of the machine's memory, for the whole run
 MIN_TILE = 128
 MAX_TILE = 4096
-OVERLAP = 128  # px between tiles (real footage, 512-px tiles: max 4 levels from untiled)
+OVERLAP = 128  # px between tiles (tools/tile_seams.py: max 4 levels from untiled; 64 px: 7)
 
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
@@ -68,16 +61,14 @@ def _tiled_pixels(h: int, w: int, th: int, tw: int) -> int:
 def best_tile(h: int, w: int, multiple: int, fits) -> tuple[int, int] | None:
     """The tile shape that fits (``fits(th, tw)``) and computes the fewest pixels for an
     ``h`` x ``w`` frame (ties: the larger tile); None if not even the smallest fits."""
-    best: tuple[int, int, int] | None = None
+    candidates = []
     for rows in range(1, max(h // MIN_TILE, 1) + 1):
         th = min(h, max(MIN_TILE, round_up(-(-(h + (rows - 1) * OVERLAP) // rows), multiple)))
         widths = range(min(w, MAX_TILE) // multiple * multiple, MIN_TILE - 1, -multiple)
         tw = next((t for t in widths if fits(th, t)), 0)
         if tw:
-            cost = (_tiled_pixels(h, w, th, tw), -th * tw)
-            if best is None or cost < best[:2]:
-                best = (*cost, th * 10**6 + tw)
-    return None if best is None else divmod(best[2], 10**6)
+            candidates.append((_tiled_pixels(h, w, th, tw), -th * tw, (th, tw)))
+    return min(candidates)[2] if candidates else None
 
 
 def total_memory() -> int:
@@ -94,7 +85,7 @@ def total_memory() -> int:
 
 
 def default_budget() -> int:
-    """The engine budget when none is given: 40 % of :func:`total_memory`, >= 1 GiB."""
+    """The run's budget when none is given: 40 % of :func:`total_memory`, >= 1 GiB."""
     return max(GIB, int(total_memory() * DEFAULT_SHARE))
 
 

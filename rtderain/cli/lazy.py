@@ -24,8 +24,8 @@ def memory_options(command):
         "(default) tiles only frames too large for --max-memory; off never tiles.")(command)
     return click.option(
         "--max-memory", default=None, metavar="SIZE",
-        help="Memory budget of the network engine, e.g. 8G or 512M (default auto: 40 % of "
-        "this machine's memory). The batch is lowered and large frames tiled to fit it; "
+        help="Memory budget of the run, e.g. 8G or 512M (default auto: 40 % of this "
+        "machine's memory). The batch is lowered and large frames tiled to fit it; "
         "a setting that cannot fit is refused before any work.")(command)
 
 

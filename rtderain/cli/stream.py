@@ -221,10 +221,11 @@ def stream(source, model, weights, engine, device, precision, max_memory, tile, 
     # memory budget must parse.
     explicit = click.get_current_context().get_parameter_source("model") in (
         click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.DEFAULT_MAP)
+    backend_settings = _thread_settings(threads)
     derainer = Derainer(model if weights is None or explicit else None, weights=weights,
                         engine=engine, device=device, precision=precision, batch=1,
                         max_memory=max_memory, tile=tile or "auto",
-                        engine_settings=_thread_settings(threads))
+                        engine_settings=backend_settings)
     stats = LiveStats()
     stop = threading.Event()
     sinks = []
@@ -258,7 +259,7 @@ def stream(source, model, weights, engine, device, precision, max_memory, tile, 
         reader = make_reader(source, options, stats, stop)
         size = reader.open()  # first-connection errors surface here
         eng = (create_engine(derainer.network, engine=engine, device=device,
-                             precision=precision, settings=_thread_settings(threads))
+                             precision=precision, settings=backend_settings)
                if size is None else derainer.engine_for(size[1], size[0]))
     except BaseException:
         if reader is not None:

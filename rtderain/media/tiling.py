@@ -23,12 +23,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from rtderain.backends.base import Engine, FrameEngine
+from rtderain.backends.base import Engine, FrameEngine, _cat
 from rtderain.resources import OVERLAP, tile_starts
-
-__all__ = ["DEFAULT_OVERLAP", "TiledEngine", "TiledFrameEngine", "tile_starts", "tiled"]
-
-DEFAULT_OVERLAP = OVERLAP
 
 
 def _ramp(size: int, start: int, length: int, overlap: int) -> np.ndarray:
@@ -46,18 +42,19 @@ def _ramp(size: int, start: int, length: int, overlap: int) -> np.ndarray:
     return w
 
 
-def _chunked(fn: Callable[[Any], Any], x: Any, chunk: int, cat: Callable) -> Any:
-    """``fn`` on ``x`` at most ``chunk`` items (batch first) at a time, outputs joined."""
+def _chunked(fn: Callable[[Any], Any], x: Any, chunk: int) -> Any:
+    """``fn`` on ``x`` at most ``chunk`` items (batch first) at a time, outputs joined
+    (unlike :func:`rtderain.backends.base.run_fixed_batch`, the last chunk is not padded)."""
     if len(x) <= chunk:
         return fn(x)
-    return cat([fn(x[i:i + chunk]) for i in range(0, len(x), chunk)])
+    return _cat([fn(x[i:i + chunk]) for i in range(0, len(x), chunk)])
 
 
 class TiledEngine:
     """``inner``, built for (tile_h, tile_w), run ``chunk`` tiles at a time on larger
     frames (frames no larger than a tile: ``chunk`` frames at a time, untouched)."""
 
-    def __init__(self, inner: Engine, tile: tuple[int, int], overlap: int = DEFAULT_OVERLAP,
+    def __init__(self, inner: Engine, tile: tuple[int, int], overlap: int = OVERLAP,
                  chunk: int = 1):
         self.inner, self.tile, self.chunk = inner, tile, max(1, chunk)
         self.overlap = max(0, min(overlap, min(tile) // 4))
@@ -75,43 +72,33 @@ class TiledEngine:
         return [(y, x, np.outer(_ramp(th, y, h, self.overlap), _ramp(tw, x, w, self.overlap)))
                 for y in ys for x in xs]
 
-    def _blend(self, frame: Any, run: Callable[[Any], Any], stack: Callable, new: Callable,
-               weight: Callable[[np.ndarray], Any], channel_last: bool) -> tuple[Any, Any]:
-        """Accumulated weighted outputs and weights of one frame's tiles."""
-        h, w = (frame.shape[0], frame.shape[1]) if channel_last else frame.shape[1:3]
+    def _blend(self, frame: Any, run: Callable[[Any], Any], stack: Callable,
+               zeros: Callable[[tuple[int, ...]], Any], weight: Callable[[np.ndarray], Any],
+               channel_last: bool) -> Any:
+        """One frame from its tiles: the inner engine's outputs, weighted and normalised
+        (float; ``frame`` is (H, W, C) if ``channel_last`` else (C, H, W))."""
+        h, w = frame.shape[:2] if channel_last else frame.shape[1:]
         grid = self._grid(h, w)
         th, tw = grid[0][2].shape
-        cut = ((lambda y, x: frame[y:y + th, x:x + tw]) if channel_last
-               else (lambda y, x: frame[:, y:y + th, x:x + tw]))
-        outs = run(stack([cut(y, x) for y, x, _ in grid]))  # run: chunked
-        acc, norm = new(h, w)
-        for (y, x, wt), out in zip(grid, outs, strict=True):
-            wt = weight(wt)
-            if channel_last:
-                acc[y:y + th, x:x + tw] += out * wt[..., None]
-                norm[y:y + th, x:x + tw] += wt[..., None]
-            else:
-                acc[:, y:y + th, x:x + tw] += out * wt
-                norm[:, y:y + th, x:x + tw] += wt
-        return acc, norm
+        lead = () if channel_last else (slice(None),)
+        regions = [(*lead, slice(y, y + th), slice(x, x + tw)) for y, x, _ in grid]
+        outs = run(stack([frame[r] for r in regions]))
+        acc = zeros(frame.shape)
+        norm = zeros((h, w, 1) if channel_last else (1, h, w))
+        for r, (_, _, wt), out in zip(regions, grid, outs, strict=True):
+            wt = weight(wt[..., None] if channel_last else wt[None])
+            acc[r] += out * wt
+            norm[r] += wt
+        return acc / norm
 
     def infer(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) float32 [-1, 1] -> same: every frame tile by tile."""
-        def new(h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
-            return (torch.zeros(3, h, w, device=x.device),
-                    torch.zeros(1, h, w, device=x.device))
-
-        def weight(wt: np.ndarray) -> torch.Tensor:
-            return torch.from_numpy(wt).to(x.device)
-
-        run = lambda t: _chunked(self.inner.infer, t, self.chunk, torch.cat)  # noqa: E731
+        run = lambda t: _chunked(self.inner.infer, t, self.chunk)  # noqa: E731
         if self._whole(*x.shape[2:]):
             return run(x)
-        frames = []
-        for frame in x:
-            acc, norm = self._blend(frame, run, torch.stack, new, weight, False)
-            frames.append(acc / norm)
-        return torch.stack(frames)
+        zeros = lambda shape: torch.zeros(shape, device=x.device)  # noqa: E731
+        weight = lambda wt: torch.from_numpy(wt).to(x.device)  # noqa: E731
+        return torch.stack([self._blend(f, run, torch.stack, zeros, weight, False) for f in x])
 
 
 class TiledFrameEngine(TiledEngine):
@@ -120,22 +107,18 @@ class TiledFrameEngine(TiledEngine):
     def infer_frames(self, frames: np.ndarray) -> np.ndarray:
         """(N, H, W, 3) uint8 -> same: tiles in uint8, blended in float, rounded once."""
         inner: FrameEngine = self.inner  # type: ignore[assignment]
-
-        def new(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-            return np.zeros((h, w, 3), np.float32), np.zeros((h, w, 1), np.float32)
-
-        run = lambda t: _chunked(inner.infer_frames, t, self.chunk, np.concatenate)  # noqa: E731
+        run = lambda t: _chunked(inner.infer_frames, t, self.chunk)  # noqa: E731
         if self._whole(*frames.shape[1:3]):
             return run(frames)
         out = np.empty_like(frames)
         for i, frame in enumerate(frames):
-            acc, norm = self._blend(frame, run, np.stack, new, lambda wt: wt, True)
-            np.clip(np.rint(acc / norm), 0, 255, out=acc)
-            out[i] = acc
+            blended = self._blend(frame, run, np.stack, lambda shape: np.zeros(shape, np.float32),
+                                  lambda wt: wt, True)
+            out[i] = np.clip(np.rint(blended), 0, 255)
         return out
 
 
-def tiled(inner: Engine, tile: tuple[int, int], overlap: int = DEFAULT_OVERLAP,
+def tiled(inner: Engine, tile: tuple[int, int], overlap: int = OVERLAP,
           chunk: int = 1) -> TiledEngine:
     """A tiled wrapper of ``inner`` that keeps its uint8 path where it has one."""
     cls = TiledFrameEngine if isinstance(inner, FrameEngine) else TiledEngine

@@ -15,8 +15,9 @@ from rtderain.backends.base import IdentityEngine
 from rtderain.errors import ConfigError, RTDerainError
 from rtderain.jobs import RunSettings
 from rtderain.media.batching import derain_frames
-from rtderain.media.tiling import tile_starts, tiled
+from rtderain.media.tiling import tiled
 from rtderain.models import get_config
+from rtderain.resources import tile_starts
 from tests.mediagen import probe, run_cli, write_video
 
 REPO = Path(__file__).resolve().parents[2]
