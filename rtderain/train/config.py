@@ -42,6 +42,11 @@ class DataConfig:
         augment_rotate_deg: rotate each sample by an angle uniform in +-this many degrees
             (0 = off). Flip and rotation are the same for both frames of a pair and its
             pseudo ground truth; both off by default.
+        teacher_rotate_deg: rotate each sample by an angle uniform in +-this many degrees
+            *after* the teacher (``loss.teacher``) has seen it upright; the teacher's
+            background is rotated with it (:mod:`rtderain.train.rotate`: the student
+            learns rain at angles the teacher handles upright). Crops of ``crop`` are cut
+            from larger loaded ones. 0 = off.
     """
 
     roots: tuple[str, ...] = ()
@@ -56,6 +61,7 @@ class DataConfig:
     root_weights: tuple[int, ...] = ()
     augment_flip: bool = False
     augment_rotate_deg: float = 0.0
+    teacher_rotate_deg: float = 0.0
 
     def __post_init__(self) -> None:
         check_range("crop", self.crop, 1, 4096)
@@ -64,6 +70,7 @@ class DataConfig:
         check_range("quantile", self.quantile, 0.0, 1.0)
         check_range("cache_frames_max_gb", self.cache_frames_max_gb, 0.0, optional=True)
         check_range("augment_rotate_deg", self.augment_rotate_deg, 0.0, 90.0)
+        check_range("teacher_rotate_deg", self.teacher_rotate_deg, 0.0, 90.0)
         for weight in self.root_weights:
             check_range("root_weights[]", weight, 0)
         if self.root_weights and not any(self.root_weights):
@@ -183,6 +190,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.loss.teacher > 0 and not self.run.teacher:
             raise ConfigError("loss.teacher > 0 needs run.teacher (the teacher's weights)")
+        if self.data.teacher_rotate_deg > 0 and self.loss.teacher <= 0:
+            raise ConfigError("data.teacher_rotate_deg > 0 needs loss.teacher > 0 (a teacher)")
 
 
 def load_train_config(

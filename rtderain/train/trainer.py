@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import functools
 import json
 import logging
 import math
@@ -36,6 +37,7 @@ from rtderain.models import build_model, get_config
 from rtderain.models.checkpoint import load_model, read_checkpoint, save_checkpoint
 from rtderain.models.mgid import MGID, ModelConfig
 from rtderain.train import distributed as D
+from rtderain.train import teacher as T
 from rtderain.train.config import TrainConfig, lr_at
 from rtderain.train.data import ClipDataset
 from rtderain.train.losses import siamese_losses
@@ -111,7 +113,9 @@ class Trainer:
         self.opt = torch.optim.Adam(self.model.parameters(), lr=o.lr, betas=o.betas,
                                     weight_decay=o.weight_decay)
         d = cfg.data
-        self.data = ClipDataset(list(d.roots), crop=d.crop, frames=2,
+        self.load_crop = (T.loader_crop(d.crop, d.teacher_rotate_deg, mcfg.multiple)
+                          if d.teacher_rotate_deg else d.crop)
+        self.data = ClipDataset(list(d.roots), crop=self.load_crop, frames=2,
                                 max_frames_per_clip=d.frames_per_clip, cache=d.cache,
                                 pseudo_gt=d.pseudo_gt, quantile=d.quantile,
                                 adaptive_levels=d.adaptive_levels,
@@ -254,19 +258,18 @@ class Trainer:
             g["lr"] = lr_at(cfg, self.step, self.train_seconds)
         with self._abandonable():
             batch = self._batch()
-        frames = batch["frames"]
-        n = frames.shape[0]
-        i_w, i_v = frames[:, 0], frames[:, 1]
-        teacher = None
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.run.bf16):
-            out = self.graph(pair := torch.cat([i_w, i_v]))
-            if self.teacher is not None:
-                with torch.no_grad():
-                    t = self.teacher.forward_train(pair)["background"]
-                teacher = (t[:n], t[n:])
+        n, pseudo = batch["frames"].shape[0], batch.get("pseudo")
+        pair = torch.cat([batch["frames"][:, 0], batch["frames"][:, 1]])
+        autocast = functools.partial(torch.autocast, self.device.type, dtype=torch.bfloat16,
+                                     enabled=cfg.run.bf16)
+        pair, t, pseudo = T.teach(self.teacher, pair, pseudo, cfg.data.teacher_rotate_deg,
+                                  cfg.data.crop, autocast)
+        with autocast():
+            out = self.graph(pair)
         out_w = {k: v[:n] for k, v in out.items()}
         out_v = {k: v[n:] for k, v in out.items()}
-        terms = siamese_losses(i_w, i_v, out_w, out_v, cfg.loss, batch.get("pseudo"), teacher)
+        terms = siamese_losses(pair[:n], pair[n:], out_w, out_v, cfg.loss, pseudo,
+                               None if t is None else (t[:n], t[n:]))
         self.opt.zero_grad(set_to_none=True)
         terms["total"].backward()
         if cfg.optim.grad_clip:
