@@ -241,6 +241,8 @@ _SECRET_QUERY = re.compile(
     r"([?&](?:password|passwd|pass|pwd|passphrase|token|secret|key|auth)=)[^&#]*", re.IGNORECASE
 )
 
+_RTMP = frozenset({"rtmp", "rtmps", "rtmpe", "rtmpt", "rtmpte", "rtmpts"})
+
 
 def _redact_one(url: str) -> str:
     scheme, _, rest = url.partition("://")
@@ -250,6 +252,10 @@ def _redact_one(url: str) -> str:
     if at:
         user, colon, _password = userinfo.partition(":")
         netloc = f"{user}:***@{host}" if colon else f"{userinfo}@{host}"
+    if scheme.lower() in _RTMP and tail.startswith("/"):  # rtmp://host/app/STREAM-KEY
+        path, sep, query = tail.partition("?")
+        app, slash, key = path[1:].partition("/")
+        tail = f"/{app}{slash}{'***' if key else ''}{sep}{query}"
     return f"{scheme}://{netloc}" + _SECRET_QUERY.sub(r"\1***", tail)
 
 
@@ -258,6 +264,8 @@ def redact_url(text: str) -> str:
 
     ``rtsp://admin:secret@cam/live`` -> ``rtsp://admin:***@cam/live``; query values named
     like a secret (``password``, ``passphrase``, ``token``, ``key``, ...) become ``***``
-    too. Text that holds no URL (a file name) is returned unchanged.
+    too, and so does an RTMP URL's stream key (the path after the application:
+    ``rtmp://a.rtmp.youtube.com/live2/abcd-1234`` -> ``rtmp://a.rtmp.youtube.com/live2/***``).
+    Text that holds no URL (a file name) is returned unchanged.
     """
     return _URL.sub(lambda m: _redact_one(m.group(0)), text)

@@ -119,3 +119,8 @@ def test_passwords_are_hidden():
     assert redact_url("cannot open srt://h:9?passphrase=1&token=t: refused") == (
         "cannot open srt://h:9?passphrase=***&token=***: refused")
     assert redact_url("clips/rain@night.mp4") == "clips/rain@night.mp4"
+    # an RTMP stream key is the path after the application: hidden; the app stays
+    assert redact_url("to rtmp://a.rtmp.youtube.com/live2/abcd-1234-efgh done") == (
+        "to rtmp://a.rtmp.youtube.com/live2/*** done")
+    assert redact_url("RTMPS://u:pw@live.example/app/k/x?x=1") == "RTMPS://u:***@live.example/app/***?x=1"
+    assert redact_url("rtmp://host/app") == "rtmp://host/app"
