@@ -204,7 +204,8 @@ class Backend(Protocol):
 Batch = TypeVar("Batch", torch.Tensor, np.ndarray)
 
 
-def _cat(parts: list[Batch]) -> Batch:
+def concat_batches(parts: list[Batch]) -> Batch:
+    """Frames of the same kind (torch tensors or numpy arrays) joined along the batch axis."""
     return torch.cat(parts) if isinstance(parts[0], torch.Tensor) else np.concatenate(parts)
 
 
@@ -222,6 +223,6 @@ def run_fixed_batch(fn: Callable[[Batch], Batch], x: Batch, batch: int) -> Batch
         chunk = x[start : start + batch]
         n = chunk.shape[0]
         if n < batch:
-            chunk = _cat([chunk] + [chunk[-1:]] * (batch - n))
+            chunk = concat_batches([chunk] + [chunk[-1:]] * (batch - n))
         outs.append(fn(chunk)[:n])
-    return outs[0] if len(outs) == 1 else _cat(outs)
+    return outs[0] if len(outs) == 1 else concat_batches(outs)

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rtderain.backends.base import Engine, FrameEngine, _cat
+from rtderain.backends.base import Engine, FrameEngine, concat_batches
 from rtderain.resources import OVERLAP, tile_starts
 
 
@@ -47,7 +47,7 @@ def _chunked(fn: Callable[[Any], Any], x: Any, chunk: int) -> Any:
     (unlike :func:`rtderain.backends.base.run_fixed_batch`, the last chunk is not padded)."""
     if len(x) <= chunk:
         return fn(x)
-    return _cat([fn(x[i:i + chunk]) for i in range(0, len(x), chunk)])
+    return concat_batches([fn(x[i:i + chunk]) for i in range(0, len(x), chunk)])
 
 
 class TiledEngine:
