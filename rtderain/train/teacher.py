@@ -32,7 +32,9 @@ from rtderain.models.mgid import MGID
 def loader_crop(crop: int, max_deg: float, multiple: int = 8) -> int:
     """The side of the crops to load so that a ``crop`` square rotated by up to
     ``max_deg`` degrees (at most 45 counts: the footprint is largest there) fits,
-    rounded up to ``multiple``."""
+    rounded up to ``multiple``; ``crop`` itself when ``max_deg`` is 0 (no rotation)."""
+    if not max_deg:
+        return crop
     a = math.radians(min(abs(max_deg), 45.0))
     need = math.ceil(crop * (math.cos(a) + math.sin(a))) + 2  # a pixel of margin each side
     return -(-need // multiple) * multiple

@@ -113,8 +113,7 @@ class Trainer:
         self.opt = torch.optim.Adam(self.model.parameters(), lr=o.lr, betas=o.betas,
                                     weight_decay=o.weight_decay)
         d = cfg.data
-        self.load_crop = (T.loader_crop(d.crop, d.teacher_rotate_deg, mcfg.multiple)
-                          if d.teacher_rotate_deg else d.crop)
+        self.load_crop = T.loader_crop(d.crop, d.teacher_rotate_deg, mcfg.multiple)
         self.data = ClipDataset(list(d.roots), crop=self.load_crop, frames=2,
                                 max_frames_per_clip=d.frames_per_clip, cache=d.cache,
                                 pseudo_gt=d.pseudo_gt, quantile=d.quantile,
@@ -258,16 +257,14 @@ class Trainer:
             g["lr"] = lr_at(cfg, self.step, self.train_seconds)
         with self._abandonable():
             batch = self._batch()
-        n, pseudo = batch["frames"].shape[0], batch.get("pseudo")
-        pair = torch.cat([batch["frames"][:, 0], batch["frames"][:, 1]])
+        n, f = batch["frames"].shape[0], batch["frames"]
         autocast = functools.partial(torch.autocast, self.device.type, dtype=torch.bfloat16,
                                      enabled=cfg.run.bf16)
-        pair, t, pseudo = T.teach(self.teacher, pair, pseudo, cfg.data.teacher_rotate_deg,
-                                  cfg.data.crop, autocast)
+        pair, t, pseudo = T.teach(self.teacher, torch.cat([f[:, 0], f[:, 1]]), batch.get(
+            "pseudo"), cfg.data.teacher_rotate_deg, cfg.data.crop, autocast)
         with autocast():
             out = self.graph(pair)
-        out_w = {k: v[:n] for k, v in out.items()}
-        out_v = {k: v[n:] for k, v in out.items()}
+        out_w, out_v = ({k: v[p] for k, v in out.items()} for p in (slice(n), slice(n, None)))
         terms = siamese_losses(pair[:n], pair[n:], out_w, out_v, cfg.loss, pseudo,
                                None if t is None else (t[:n], t[n:]))
         self.opt.zero_grad(set_to_none=True)
