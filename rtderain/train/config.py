@@ -44,7 +44,7 @@ class DataConfig:
             pseudo ground truth; both off by default.
         teacher_rotate_deg: rotate each sample by an angle uniform in +-this many degrees
             *after* the teacher (``loss.teacher``) has seen it upright; the teacher's
-            background is rotated with it (:mod:`rtderain.train.rotate`: the student
+            background is rotated with it (:mod:`rtderain.train.teacher`: the student
             learns rain at angles the teacher handles upright). Crops of ``crop`` are cut
             from larger loaded ones. 0 = off.
     """

@@ -77,9 +77,11 @@ def teach(
     if teacher is not None:
         with autocast(), torch.no_grad():
             t = teacher.forward_train(pair)["background"]
-    if max_deg and t is not None:
+    if max_deg:
         angles = torch.empty(len(pair) // 2).uniform_(-max_deg, max_deg)
         grid = rotation_grid(angles, pair.shape[-1], crop)
-        pair, t = rotate(pair, grid.repeat(2, 1, 1, 1)), rotate(t, grid.repeat(2, 1, 1, 1))
+        both = grid.repeat(2, 1, 1, 1)  # the two frames of a pair turn alike
+        pair = rotate(pair, both)
+        t = None if t is None else rotate(t, both)
         pseudo = None if pseudo is None else rotate(pseudo, grid)
     return pair, t, pseudo

@@ -257,11 +257,11 @@ class Trainer:
             g["lr"] = lr_at(cfg, self.step, self.train_seconds)
         with self._abandonable():
             batch = self._batch()
-        n, f = batch["frames"].shape[0], batch["frames"]
+        f, n = batch["frames"], len(batch["frames"])
         autocast = functools.partial(torch.autocast, self.device.type, dtype=torch.bfloat16,
                                      enabled=cfg.run.bf16)
-        pair, t, pseudo = T.teach(self.teacher, torch.cat([f[:, 0], f[:, 1]]), batch.get(
-            "pseudo"), cfg.data.teacher_rotate_deg, cfg.data.crop, autocast)
+        pair, t, pseudo = T.teach(self.teacher, torch.cat([f[:, 0], f[:, 1]]), batch.get("pseudo"),
+                                  cfg.data.teacher_rotate_deg, cfg.data.crop, autocast)
         with autocast():
             out = self.graph(pair)
         out_w, out_v = ({k: v[p] for k, v in out.items()} for p in (slice(n), slice(n, None)))
