@@ -22,10 +22,10 @@ __version__ = "0.1.0"
 # public name -> module that defines it (imported on first attribute access)
 _LAZY = {
     "Derainer": "rtderain.api",
-    "ModelInfo": "rtderain.api",
-    "EngineInfo": "rtderain.api",
-    "list_models": "rtderain.api",
-    "list_engines": "rtderain.api",
+    "ModelInfo": "rtderain.catalog",
+    "EngineInfo": "rtderain.catalog",
+    "list_models": "rtderain.catalog",
+    "list_engines": "rtderain.catalog",
     "Summary": "rtderain.media.transcode",
     "EncodeOptions": "rtderain.media.writer",
     "RTDerainError": "rtderain.errors",
@@ -44,7 +44,8 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from rtderain.api import Derainer, EngineInfo, ModelInfo, list_engines, list_models
+    from rtderain.api import Derainer
+    from rtderain.catalog import EngineInfo, ModelInfo, list_engines, list_models
     from rtderain.errors import RTDerainError
     from rtderain.media.transcode import Summary
     from rtderain.media.writer import EncodeOptions

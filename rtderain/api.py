@@ -17,7 +17,7 @@ from __future__ import annotations
 import collections
 import logging
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from rtderain.errors import RTDerainError
 from rtderain.jobs import Job, RunSettings
 from rtderain.media.batching import derain_frames
 from rtderain.media.images import check_images, list_images, read_picture, write_picture
+from rtderain.media.orient import oriented, parse_orient
 from rtderain.media.reader import VideoReader
 from rtderain.media.tiling import tiled
 from rtderain.media.transcode import PipelineOptions, Summary, derain_video
@@ -69,6 +70,12 @@ class Derainer:
             fit is an error.
         tile: ``auto`` (tile only frames that do not fit), ``off`` or a tile size in
             pixels (tiles overlap and are blended: :mod:`rtderain.media.tiling`).
+        orient: ``auto`` (default: where a frame's rain clearly falls 15-40 degrees from
+            vertical, the frame is turned so that it falls vertically for the network,
+            and the rain layer turned back: :mod:`rtderain.media.orient`), ``off``, or a
+            fixed streak angle in degrees (positive: leaning like ``/``).
+        orient_every: ``auto`` estimates the angle on the first frame of every call (1),
+            or every ``orient_every`` frames (a live source: the angle changes slowly).
         notify: called with one line per engine chosen (which backend runs and why).
         engines_dir, engine_settings: the engine cache folder and per-backend settings
             (threads), as :func:`rtderain.backends.create_engine` takes them.
@@ -90,6 +97,8 @@ class Derainer:
         temporal: str | TemporalSettings = "off",
         max_memory: int | str | None = None,
         tile: int | str = "auto",
+        orient: str | float = "auto",
+        orient_every: int = 1,
         notify: Callable[[str], None] | None = None,
         engines_dir: str | Path | None = None,
         engine_settings: dict[str, Any] | None = None,
@@ -112,13 +121,16 @@ class Derainer:
             else TemporalSettings(temporal),
             max_memory=str(max_memory or "auto"),
             tile=str(tile),
+            orient=parse_orient(orient),
         )
         self.notify = notify
+        self.orient_every = orient_every
         self._engine_args = {"engines_dir": engines_dir, "settings": engine_settings}
         if weights is None and self.network.weights_path is None:
             log.warning("model %s has no shipped weights: running an untrained network", model)
         self._engines: dict[tuple[int, int, int], Engine] = {}
         self._built_engines: dict[tuple[int, int, int], Engine] = {}
+        self._oriented: dict[tuple[int, int, int], Engine] = {}
 
     @classmethod
     def from_settings(
@@ -136,6 +148,7 @@ class Derainer:
             temporal=settings.temporal,
             max_memory=settings.max_memory,
             tile=settings.tile,
+            orient=settings.orient,
             notify=notify,
             **kwargs,
         )
@@ -148,8 +161,19 @@ class Derainer:
     def engine_for(self, height: int, width: int, batch: int = 1) -> Engine:
         """The engine for frames of ``height`` x ``width`` (built or loaded on first use),
         planned against the memory budget: a lower batch, or tiles, where the frame size
-        and ``batch`` would not fit (:func:`rtderain.resources.plan_engine`)."""
+        and ``batch`` would not fit (:func:`rtderain.resources.plan_engine`). With
+        ``orient`` on, it turns frames whose rain falls at an angle (the canvas engine is
+        planned the same way, on first use)."""
         key = (*padded_size(height, width, self.network.multiple), batch)
+        if key not in self._oriented:
+            self._oriented[key] = oriented(
+                self._planned(*key), lambda h, w: self._planned(h, w, batch),
+                self.settings.orient, self.orient_every)
+        return self._oriented[key]
+
+    def _planned(self, height: int, width: int, batch: int) -> Engine:
+        """The engine for padded frames of ``height`` x ``width``, fitted to the budget."""
+        key = (height, width, batch)
         if key not in self._engines:
             s = self.settings
             dev = resolve_device(s.device)
@@ -358,42 +382,3 @@ def _encode_options(options: dict[str, Any]) -> EncodeOptions:
     if bad:
         raise RTDerainError(f"unknown encode option {bad[0]!r} (known: {', '.join(sorted(known))})")
     return EncodeOptions(**options)
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """A registered network: ``name``, ``parameters``, pad ``multiple``, shipped ``weights``
-    (None: none ship, the network is untrained and returns its input)."""
-
-    name: str
-    parameters: int
-    multiple: int
-    weights: Path | None
-
-
-@dataclass(frozen=True)
-class EngineInfo:
-    """An inference backend: ``name``, whether it can run here (``available``) and why not
-    (``reason``), and the devices it targets."""
-
-    name: str
-    available: bool
-    reason: str
-    devices: tuple[str, ...]
-
-
-def list_models() -> list[ModelInfo]:
-    """The registered networks (see ``rtderain models``)."""
-    from rtderain.models import MODELS, build_model, count_parameters, shipped_weights
-
-    return [
-        ModelInfo(name, count_parameters(build_model(cfg)), cfg.multiple, shipped_weights(name))
-        for name, cfg in MODELS.items()
-    ]
-
-
-def list_engines() -> list[EngineInfo]:
-    """The inference backends and whether each can run on this machine."""
-    from rtderain.backends.registry import BACKENDS, backend_status
-
-    return [EngineInfo(name, *backend_status(name)) for name in BACKENDS]

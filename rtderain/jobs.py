@@ -11,6 +11,7 @@ from rtderain import resources
 from rtderain.config import check_range, from_dict, load_yaml
 from rtderain.errors import ConfigError, MediaError, RTDerainError
 from rtderain.media.images import IMAGE_SUFFIXES, check_images, is_image, list_images
+from rtderain.media.orient import parse_orient
 from rtderain.media.reader import VideoReader
 from rtderain.media.writer import EncodeOptions, check_copies
 from rtderain.temporal import TemporalSettings
@@ -38,6 +39,7 @@ class RunSettings:
         max_memory: the run's memory budget (``8G``, ``512M``, ``auto``; see
             :mod:`rtderain.resources`).
         tile: ``auto``, ``off`` or a tile size in pixels (:mod:`rtderain.media.tiling`).
+        orient: ``auto``, ``off`` or a streak angle in degrees (:mod:`rtderain.media.orient`).
     """
 
     model: str = "mgid"
@@ -51,8 +53,10 @@ class RunSettings:
     temporal: TemporalSettings = field(default_factory=lambda: TemporalSettings(FILE_DEFAULT))
     max_memory: str | int = "auto"
     tile: str | int = "auto"
+    orient: str | float = "auto"
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "orient", parse_orient(self.orient))
         check_range("batch", self.batch, 1, 256)
         try:
             resources.parse_memory(self.max_memory, "max_memory")

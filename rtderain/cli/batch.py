@@ -79,8 +79,8 @@ log = logging.getLogger(__name__)
 @click.option("-q", "--quiet", is_flag=True, help="Only failures and the final error line.")
 def batch(inputs, out_dir, manifest, model, weights, config_path, engine, device, precision,
           batch, codec, crf, preset, pix_fmt, temporal, temporal_radius, max_memory, tile,
-          overwrite, jobs, threads, ray_address, ray_cpus, cpus_per_task, gpus, max_retries,
-          ray_timeout,
+          orient, overwrite, jobs, threads, ray_address, ray_cpus, cpus_per_task, gpus,
+          max_retries, ray_timeout,
           engines_dir, report, quiet) -> None:
     """De-rain many videos: files, folders (recursive), glob patterns or a manifest.
 
@@ -111,7 +111,8 @@ def batch(inputs, out_dir, manifest, model, weights, config_path, engine, device
     run = {k: v for k, v in {"model": model, "weights": weights, "engine": engine,
                              "device": device or ("cuda" if gpus else None),
                              "precision": precision, "batch": batch,
-                             "max_memory": max_memory, "tile": tile}.items() if v}
+                             "max_memory": max_memory, "tile": tile,
+                             "orient": orient}.items() if v}
     cfg = replace(cfg, encode=replace(cfg.encode, **enc),
                   temporal=replace(cfg.temporal, **tmp), **run)
     if jobs > 1 and cfg.max_memory == "auto":  # N processes on this machine share the default

@@ -70,6 +70,8 @@ def _parse_metrics(text: str) -> tuple[str, ...]:
 @click.option("--temporal", type=click.Choice(["off", "window", "causal"]), default="off",
               show_default=True,
               help="Temporal stage after a network --method (reported as NAME+MODE).")
+@click.option("--orient", default="auto", show_default=True, metavar="auto|off|DEG",
+              help="Streak orientation of a network --method (see rtderain run --help).")
 @click.option("--no-temporal-metrics", "no_temporal", is_flag=True,
               help="Skip the warping error and flicker of video sequences (faster).")
 @click.option("--list-methods", is_flag=True, help="List the method names and exit.")
@@ -89,6 +91,7 @@ def eval_command(
     csv_path,
     plot_path,
     temporal,
+    orient,
     no_temporal,
     list_methods,
 ) -> None:
@@ -144,6 +147,7 @@ def eval_command(
             kw = {"weights": weights} if weights and METHODS[name].kind == "network" else {}
             if METHODS[name].kind == "network":
                 kw["temporal"] = temporal
+                kw["orient"] = orient
             method = create_method(name, **kw)
             for seq in seqs:
                 log.info("running %s on %s", name, seq.name)

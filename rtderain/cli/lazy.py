@@ -15,9 +15,17 @@ PRECISION_HELP = ("Inference precision: auto (default: int8 where its OpenVINO g
 
 
 
+ORIENT_HELP = ("Turn frames whose rain falls at an angle so that it falls vertically for "
+               "the network, and the rain layer back: auto (default: where the streaks "
+               "clearly lean 15-40 degrees from vertical, estimated per batch), off, or a "
+               "fixed angle in degrees (positive: leaning like /). docs/orientation.md.")
+
+
 def memory_options(command):
-    """``--max-memory`` and ``--tile`` (:mod:`rtderain.resources`), for commands that run
-    a network on frames."""
+    """``--max-memory``, ``--tile`` (:mod:`rtderain.resources`) and ``--orient``
+    (:mod:`rtderain.media.orient`), for commands that run a network on frames."""
+    command = click.option("--orient", default=None, metavar="auto|off|DEG",
+                           help=ORIENT_HELP)(command)
     command = click.option(
         "--tile", default=None, metavar="auto|off|N",
         help="Cut frames into overlapping N-pixel tiles, blended without seams: auto "

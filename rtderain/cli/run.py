@@ -114,6 +114,7 @@ def run(
     temporal_radius,
     max_memory,
     tile,
+    orient,
     overwrite,
     strict,
     quiet,
@@ -157,6 +158,7 @@ def run(
         batch=batch or cfg.batch,
         max_memory=max_memory or cfg.max_memory,
         tile=tile or cfg.tile,
+        orient=cfg.orient if orient is None else orient,
         encode=enc,
         temporal=replace(
             cfg.temporal,

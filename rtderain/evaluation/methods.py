@@ -45,6 +45,7 @@ class NetworkMethod:
         temporal: ``off`` (frame by frame), ``window`` or ``causal``: the temporal stage
             after the network (:mod:`rtderain.temporal`); the method is then named
             ``<model>+<mode>`` in reports.
+        orient: ``auto``, ``off`` or a streak angle (:mod:`rtderain.media.orient`).
     """
 
     def __init__(
@@ -55,8 +56,10 @@ class NetworkMethod:
         device: str = "auto",
         precision: str = "auto",
         temporal: str = "off",
+        orient: str | float = "auto",
     ) -> None:
         from rtderain.backends import create_engine
+        from rtderain.media.orient import oriented, parse_orient
         from rtderain.models.checkpoint import load_model
         from rtderain.temporal import TemporalSettings
 
@@ -66,10 +69,13 @@ class NetworkMethod:
         net = load_model(model, weights)
         path = net.weights_path
         self.weights = str(path) if path is not None else "untrained"
-        self.engine = create_engine(net, engine=engine, device=device, precision=precision)
+        self.orient = parse_orient(orient)
+        plain = create_engine(net, engine=engine, device=device, precision=precision)
+        self.engine = oriented(plain, lambda *_: plain, self.orient)  # plain takes any size
 
     def params(self) -> dict[str, Any]:
-        out = {"weights": self.weights, "engine": self.engine.description}
+        out = {"weights": self.weights, "engine": self.engine.description,
+               "orient": self.orient}
         if self.temporal:
             out["temporal"] = dataclasses.asdict(self.settings)
         return out

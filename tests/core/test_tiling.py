@@ -61,7 +61,7 @@ def test_tiled_frame_matches_the_untiled_one(rainy_frame: np.ndarray, model: str
     """The shipped network on real rain: 256-px tiles with the default overlap differ from
     the whole frame by a few levels at most (no seam), and far less than tiles stitched
     without any overlap do."""
-    d = rtderain.Derainer(model, engine="torch", precision="fp32", temporal="off")
+    d = rtderain.Derainer(model, engine="torch", precision="fp32", temporal="off", orient="off")
     whole = derain_frames(d.engine_for(360, 640, 1), rainy_frame[None])[0].astype(float)
     inner = d.engine_for(256, 256, 1)
     blended = derain_frames(tiled(inner, (256, 256)), rainy_frame[None])[0].astype(float)
@@ -125,7 +125,8 @@ def test_the_planned_batch_bounds_every_call_of_an_any_batch_engine() -> None:
     big = np.random.default_rng(1).integers(0, 255, (2, 128, 192, 3), dtype=np.uint8)
     eng = tiled(rec, (64, 96), chunk=1)
     assert np.array_equal(eng.infer_frames(big), big) and set(rec.calls) == {1}
-    d = rtderain.Derainer("mgid", engine="torch", precision="fp32", max_memory="1200M")
+    d = rtderain.Derainer("mgid", engine="torch", precision="fp32", max_memory="1200M",
+                          orient="off")
     lowered = d.engine_for(360, 640, 64)
     assert "frames per call" in lowered.description and lowered.chunk < 64
 
