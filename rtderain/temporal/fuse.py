@@ -6,7 +6,9 @@ that grows with the local gradient (misalignment at edges also makes differences
 rain. There, and only there, the per-frame output is replaced by the median of the
 trusted neighbours' per-frame outputs (capped by the rainy value: the clean scene is never
 brighter than the rainy one), with a soft weight. Pixels with fewer than
-``min_neighbours`` trusted neighbours keep the per-frame result (motion, occlusion, cuts).
+``min_neighbours`` trusted neighbours, or whose trusted neighbours disagree on the
+background by more than ``fill_spread``, keep the per-frame result (motion, occlusion,
+cuts).
 
 Detection is dense on luma; the colour fill is computed on the detected pixels only, so
 the cost is a few full-resolution single-channel passes per neighbour.
@@ -26,6 +28,7 @@ import numpy as np
 ROW = 1024  # points per packed row (cv2.remap wants sides below 32767)
 _KERNEL = np.ones((3, 3), np.uint8)
 _GRAD_KERNEL = np.ones((5, 5), np.uint8)
+_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
 @dataclass
@@ -139,6 +142,7 @@ def fuse(
     streak_width: int,
     motion: np.ndarray | None = None,
     both_sides: bool = False,
+    fill_spread: float = 0.0,
 ) -> np.ndarray:
     """Fused frame for one centre.
 
@@ -155,6 +159,10 @@ def fuse(
             are not rain but something that moved (occlusion): they keep the per-frame
             result, and so does a 1-pixel ring around them.
         motion, both_sides: see :func:`rain_evidence`.
+        fill_spread: where the trusted neighbours' de-rained lumas at a detected pixel
+            spread over more than this (same scale as ``rain_lo``), they do not show one
+            background (a moving edge, an occlusion one neighbour missed): the pixel keeps
+            the per-frame result. 0 = no such check.
     Returns:
         ``(H, W, 3)`` same dtype; ``centre`` itself when nothing is detected.
     """
@@ -180,12 +188,16 @@ def fuse(
     for nb in neighbours:
         values.append(_sample(nb.derained, nb.coords.reshape(-1, 2).take(idx, axis=0)))
         oks.append(nb.ok.reshape(-1).take(idx) > 0)
-    ok = np.stack(oks)
+    ok, values = np.stack(oks), np.stack(values)
     enough = ok.sum(axis=0) >= min_neighbours
+    if fill_spread > 0:
+        lum = values.astype(np.float32) @ _LUMA
+        spread = np.where(ok, lum, -np.inf).max(axis=0) - np.where(ok, lum, np.inf).min(axis=0)
+        enough &= spread <= fill_spread
     if not enough.any():
         return centre
     idx, own, ok = idx[enough], own[enough], ok[:, enough]
-    fill = trusted_median(np.stack(values)[:, enough], ok)
+    fill = trusted_median(values[:, enough], ok)
     own = own.astype(np.float32)
     cap = rainy.reshape(-1, 3).take(idx, axis=0).astype(np.float32)
     fill = np.minimum(fill, cap)  # the clean scene is never brighter than the rainy one

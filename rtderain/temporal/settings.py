@@ -48,6 +48,9 @@ class TemporalSettings:
         streak_width: rain is thin: detected regions at least this many pixels wide (a
             square of that side fits inside) are taken for moving objects or occlusions and
             keep the per-frame result.
+        fill_spread: a detected pixel keeps the per-frame result where its trusted
+            neighbours' de-rained lumas spread over more than this many levels (they do not
+            show one background: a moving edge, an occlusion); 0 = off.
         flow_preset: OpenCV DIS preset, ``"ultrafast"``, ``"fast"`` or ``"medium"``.
         both_sides: window mode: a pixel counts as rain only if trusted neighbours in the
             past *and* in the future both say it is (an occlusion or a moving object covers
@@ -71,17 +74,18 @@ class TemporalSettings:
 
     mode: str = "window"
     radius: int = 2
-    flow_scale: int = 4
-    fb_tol: float = 4.0
-    photo_tol: float = 20.0
+    flow_scale: int = 2
+    fb_tol: float = 8.0
+    photo_tol: float = 40.0
     photo_grad: float = 0.0
     rain_lo: float = 2.0
     rain_hi: float = 4.0
-    grad_weight: float = 1.0
+    grad_weight: float = 0.25
     motion_ref: float = 1.0
     min_neighbours: int = 2
     streak_width: int = 5
-    flow_preset: str = "ultrafast"
+    fill_spread: float = 20.0
+    flow_preset: str = "medium"
     both_sides: bool = True
     still_shift: float = 0.2
     still_tol: float = 10.0
@@ -107,6 +111,8 @@ class TemporalSettings:
             raise ConfigError(f"temporal motion_ref must be > 0, got {self.motion_ref}")
         if self.min_neighbours < 1:
             raise ConfigError(f"temporal min_neighbours must be >= 1, got {self.min_neighbours}")
+        if self.fill_spread < 0:
+            raise ConfigError(f"temporal fill_spread must be >= 0, got {self.fill_spread}")
         if self.streak_width < 2:
             raise ConfigError(f"temporal streak_width must be >= 2, got {self.streak_width}")
         if self.flow_preset not in PRESET_NAMES:

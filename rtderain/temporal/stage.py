@@ -231,6 +231,7 @@ class TemporalStage:
             streak_width=s.streak_width,
             motion=None if motion is None else aligner.upsample_mask(motion),
             both_sides=s.both_sides and s.mode == "window",
+            fill_spread=s.fill_spread * k,
         )
         return fused, centre.payload
 

@@ -271,3 +271,29 @@ def test_still_settings_are_checked() -> None:
     with pytest.raises(ConfigError, match="flow_preset"):
         TemporalSettings("window", flow_preset="slow")
     assert TemporalSettings("causal", radius=3).radius == 3
+
+
+def test_neighbours_that_disagree_on_the_background_leave_the_pixel_alone() -> None:
+    """A bright centre pixel with two trusted neighbours that agree is filled; where the
+    neighbours' backgrounds differ by more than fill_spread (a moving edge), it is not."""
+    from rtderain.temporal.fuse import Neighbour, fuse
+
+    h, w = 16, 16
+    rainy = np.full((h, w, 3), 100, np.uint8)
+    rainy[8, 4] = rainy[8, 12] = 160  # two bright pixels in the centre frame
+    centre = rainy.copy()  # the network left both
+    ys, xs = np.mgrid[:h, :w].astype(np.float32)
+    coords = np.dstack([xs, ys])
+    ok = np.ones((h, w), np.uint8)
+    luma = np.full((h, w), 100, np.uint8)
+    agree = np.full((h, w, 3), 100, np.uint8)
+    differ = agree.copy()
+    differ[8, 12] = 150  # one neighbour sees something else at the second pixel
+    nbs = [Neighbour(agree, luma, coords, ok, -1), Neighbour(differ, luma, coords, ok, 1)]
+    kw = dict(rain_lo=2.0, rain_hi=4.0, grad_weight=0.0, min_neighbours=2, streak_width=5)
+    guarded = fuse(centre, rainy, nbs, fill_spread=20.0, **kw)
+    assert (guarded[8, 4] == 100).all() and (guarded[8, 12] == 160).all()
+    unguarded = fuse(centre, rainy, nbs, fill_spread=0.0, **kw)
+    assert (unguarded[8, 4] == 100).all() and (unguarded[8, 12] == 125).all()
+    with pytest.raises(ConfigError):
+        TemporalSettings(fill_spread=-1)
