@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
               help="Temporal stage after the network (default: the config's, else off; see "
               "`rtderain run` and docs/temporal.md).")
 @click.option("--temporal-radius", type=click.IntRange(1, 8), default=None,
-              help="Temporal neighbours (default 2).")
+              help="Temporal neighbours (default 4; see rtderain run --help).")
 @memory_options
 @click.option("--overwrite", is_flag=True,
               help="Redo complete outputs too, and replace outputs not in the journal.")

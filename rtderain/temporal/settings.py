@@ -19,15 +19,21 @@ class TemporalSettings:
     measurements behind the defaults.
 
     Tuning: ``radius`` trades quality for latency, memory and time (2 ``radius`` DIS flows
-    and 2 ``radius`` full-resolution single-channel warps per frame); ``flow_scale`` 4 is
-    the cheapest setting that still aligns a 720p frame; raise ``rain_lo`` or
-    ``grad_weight`` if textured regions lose detail, lower ``photo_tol`` if moving edges
+    and 2 ``radius`` full-resolution single-channel warps per frame). The defaults align
+    at half resolution with DIS ``medium`` (precise enough for a low gradient margin and
+    a loose trust, guarded by ``fill_spread``); ``flow_scale=4, flow_preset="ultrafast",
+    fb_tol=4, photo_tol=20, grad_weight=1, fill_spread=0`` is the earlier, 3x cheaper
+    setting (less gain on a moving camera). Raise ``rain_lo`` or ``grad_weight`` if
+    textured regions lose detail, lower ``fill_spread`` or ``photo_tol`` if moving edges
     ghost.
 
     Attributes:
         mode: ``"window"`` (centred window, ``radius`` frames of look-ahead), ``"causal"``
             (past frames only, no latency) or ``"off"`` (passthrough).
-        radius: neighbours on each side (window) or in the past (causal), >= 1.
+        radius: neighbours on each side (window) or in the past (causal), >= 1: the
+            still-camera rule takes the minimum over all of them.
+        flow_radius: the flow rule aligns the nearest ``flow_radius`` of them on each side
+            (2 ``flow_radius`` DIS flows per frame; farther ones align worse).
         flow_scale: flow is computed on frames downscaled by this integer factor.
         fb_tol: forward-backward flow inconsistency (full-resolution pixels) above which an
             aligned neighbour pixel is not trusted.
@@ -73,7 +79,8 @@ class TemporalSettings:
     """
 
     mode: str = "window"
-    radius: int = 2
+    radius: int = 4
+    flow_radius: int = 2
     flow_scale: int = 2
     fb_tol: float = 8.0
     photo_tol: float = 40.0
@@ -98,6 +105,8 @@ class TemporalSettings:
             raise ConfigError(f"temporal mode {self.mode!r} unknown; use one of {MODES}")
         if self.radius < 1:
             raise ConfigError(f"temporal radius must be >= 1, got {self.radius}")
+        if self.flow_radius < 1:
+            raise ConfigError(f"temporal flow_radius must be >= 1, got {self.flow_radius}")
         if self.flow_scale < 1:
             raise ConfigError(f"temporal flow_scale must be >= 1, got {self.flow_scale}")
         if not 0 <= self.rain_lo < self.rain_hi:

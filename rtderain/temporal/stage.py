@@ -14,6 +14,7 @@ from collections import deque
 from dataclasses import dataclass, replace
 from typing import Any
 
+import cv2
 import numpy as np
 
 from rtderain.errors import RTDerainError
@@ -130,6 +131,10 @@ class TemporalStage:
 
     # -- internals ---------------------------------------------------------------------
 
+    @property
+    def _flow_radius(self) -> int:
+        return min(self.settings.radius, self.settings.flow_radius)
+
     def _start_segment(self, key: tuple) -> None:
         shape = key[0]
         s = self.settings
@@ -163,7 +168,7 @@ class TemporalStage:
         aligner = self._aligner
         assert aligner is not None
         for other in self._frames:
-            if frame.index - other.index <= self.settings.radius:
+            if frame.index - other.index <= self._flow_radius:
                 key = (frame.index, other.index)
                 if key not in self._pairs:
                     self._pairs[key] = aligner.align_pair(frame.small, other.small)
@@ -192,8 +197,9 @@ class TemporalStage:
             and (s.mode == "window" or f.index < index)
         ]
         k = _level(centre.derained)
+        still = None
         if others and s.still_shift > 0:
-            fused = fuse_still(
+            still = fuse_still(
                 centre.derained,
                 centre.rainy,
                 _groups(others, index),
@@ -202,11 +208,12 @@ class TemporalStage:
                 guard=s.still_guard,
                 max_shift=s.still_shift,
             )
-            if fused is not None:
-                return fused, centre.payload
+            if still is centre.derained:  # a still camera, but no static background
+                still = None
+        near = [f for f in others if abs(f.index - index) <= self._flow_radius]
         aligned = []
         motion = None
-        for other in others:
+        for other in near:
             flow, ok = self._alignment(index, other.index)
             if ok.any():
                 moved = aligner.motion(flow, s.motion_ref)
@@ -233,6 +240,10 @@ class TemporalStage:
             both_sides=s.both_sides and s.mode == "window",
             fill_spread=s.fill_spread * k,
         )
+        if still is not None:  # static background from the still rule, the rest by flow
+            replaced = cv2.absdiff(still, centre.derained).max(axis=2) > 0
+            fused = fused.copy() if fused is centre.derained else fused
+            fused[replaced] = still[replaced]
         return fused, centre.payload
 
     def _evict(self, first_kept: int) -> None:

@@ -297,3 +297,38 @@ def test_neighbours_that_disagree_on_the_background_leave_the_pixel_alone() -> N
     assert (unguarded[8, 4] == 100).all() and (unguarded[8, 12] == 125).all()
     with pytest.raises(ConfigError):
         TemporalSettings(fill_spread=-1)
+
+
+def test_the_flow_rule_cleans_what_the_still_rule_guards() -> None:
+    """A still camera with a moving object: the still rule keeps the per-frame result
+    around the object (its guard), and the flow rule, chained after it, still removes the
+    rain there. Flows are computed for the nearest ``flow_radius`` neighbours only."""
+    import cv2
+
+    rng = np.random.default_rng(12)
+    back = 60 + 120 * cv2.GaussianBlur(rng.uniform(0, 1, (160, 320, 3)), (0, 0), 1.5)
+    backs, boxes = [], []
+    for t in range(14):
+        frame = back.copy()
+        x = 40 + 3 * t
+        frame[70:82, x : x + 12] = 20.0
+        backs.append(frame)
+        boxes.append(x)
+    rainy, derained = _clip(rng, backs)
+    # still_shift 100: the camera is taken for still whatever the object does
+    stage = TemporalStage("window", radius=4, flow_radius=2, still_shift=100.0)
+    out = _run(stage, rainy, derained)
+    before = after = 0.0
+    for t in range(4, 10):
+        x = boxes[t]
+        ring = np.zeros((160, 320), bool)  # the still rule's guard around the object, off it
+        ring[60:92, max(0, x - 14) : x + 26] = True
+        ring[66:86, max(0, x - 6) : x + 18] = False
+        clean = _u8(backs[t])
+        before += _mse(derained[t][ring], clean[ring])
+        after += _mse(out[t][0][ring], clean[ring])
+    assert before > 20 and after < 0.2 * before, (before, after)
+    held = TemporalStage("window", radius=4, flow_radius=2)
+    for r, d in zip(rainy[:6], derained[:6], strict=True):
+        held.push(r, d)
+    assert held._pairs and all(abs(a - b) <= 2 for a, b in held._pairs)
