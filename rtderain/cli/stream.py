@@ -108,9 +108,8 @@ def _load_config(ctx: click.Context, _param: click.Parameter, path: str | None) 
               show_default=True,
               help="Temporal stage after the network: causal (past frames replace the rain "
                    "the network left; adds no waiting, costs CPU) or off. docs/temporal.md.")
-@click.option("--temporal-radius", type=click.IntRange(1, 8), default=4, show_default=True,
-              help="Past frames the causal stage looks at (the flow rule aligns the "
-                   "nearest 2).")
+@click.option("--temporal-radius", type=click.IntRange(1, 8), default=None,
+              help="Past frames the causal stage looks at (default 2).")
 @click.option("--realtime", is_flag=True,
               help="Play a file SOURCE at its own frame rate, dropping frames like a camera "
                    "(default for files: as fast as possible, every frame kept).")

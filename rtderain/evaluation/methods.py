@@ -77,7 +77,7 @@ class NetworkMethod:
         out = {"weights": self.weights, "engine": self.engine.description,
                "orient": self.orient}
         if self.temporal:
-            out["temporal"] = dataclasses.asdict(self.settings)
+            out["temporal"] = dataclasses.asdict(self.settings.resolved())
         return out
 
     def warmup(self, frame: np.ndarray) -> None:

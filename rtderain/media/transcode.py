@@ -301,7 +301,7 @@ def describe_temporal(settings: TemporalSettings | None) -> str:
     """``off``, ``window r2`` or ``causal r2``: the temporal stage in a summary line."""
     if settings is None or settings.mode == "off":
         return "off"
-    return f"{settings.mode} r{settings.radius}"
+    return f"{settings.mode} r{settings.resolved().radius}"
 
 
 def _temporal(

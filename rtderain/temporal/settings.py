@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rtderain.errors import ConfigError
 
 MODES = ("off", "window", "causal")
+
+# What a field left at None means, per mode (docs/temporal.md, "Session 11"): files get the
+# precise half-resolution flow with a loose, guarded trust and the still rule over 9 frames;
+# causal (live) keeps the cheaper setting, which ghosts less without future frames.
+MODE_DEFAULTS: dict[str, dict[str, object]] = {
+    "window": {"radius": 4, "flow_scale": 2, "flow_preset": "medium", "fb_tol": 8.0,
+               "photo_tol": 40.0, "grad_weight": 0.25, "fill_spread": 20.0},
+    "causal": {"radius": 2, "flow_scale": 4, "flow_preset": "ultrafast", "fb_tol": 4.0,
+               "photo_tol": 20.0, "grad_weight": 1.0, "fill_spread": 0.0},
+}
+MODE_DEFAULTS["off"] = MODE_DEFAULTS["window"]
 PRESET_NAMES = ("ultrafast", "fast", "medium")
 
 
@@ -18,12 +29,13 @@ class TemporalSettings:
     ``65535 / 255`` for uint16 frames. See ``docs/temporal.md`` for the method and the
     measurements behind the defaults.
 
-    Tuning: ``radius`` trades quality for latency, memory and time (2 ``radius`` DIS flows
-    and 2 ``radius`` full-resolution single-channel warps per frame). The defaults align
-    at half resolution with DIS ``medium`` (precise enough for a low gradient margin and
-    a loose trust, guarded by ``fill_spread``); ``flow_scale=4, flow_preset="ultrafast",
-    fb_tol=4, photo_tol=20, grad_weight=1, fill_spread=0`` is the earlier, 3x cheaper
-    setting (less gain on a moving camera). Raise ``rain_lo`` or ``grad_weight`` if
+    Fields left at None take their mode's default (:data:`MODE_DEFAULTS`, applied by
+    :meth:`resolved`; the stage resolves its settings): ``window`` aligns at half
+    resolution with DIS ``medium`` (precise enough for a low gradient margin and a loose
+    trust, guarded by ``fill_spread``) and runs the still rule over ``radius`` 4;
+    ``causal`` keeps the 3x cheaper quarter-resolution ``ultrafast`` setting and radius 2,
+    which ghost less without future frames. ``flow_radius`` bounds the DIS flows per frame
+    (2 ``flow_radius``) and the warps. Raise ``rain_lo`` or ``grad_weight`` if
     textured regions lose detail, lower ``fill_spread`` or ``photo_tol`` if moving edges
     ghost.
 
@@ -79,20 +91,20 @@ class TemporalSettings:
     """
 
     mode: str = "window"
-    radius: int = 4
+    radius: int | None = None
     flow_radius: int = 2
-    flow_scale: int = 2
-    fb_tol: float = 8.0
-    photo_tol: float = 40.0
+    flow_scale: int | None = None
+    fb_tol: float | None = None
+    photo_tol: float | None = None
     photo_grad: float = 0.0
     rain_lo: float = 2.0
     rain_hi: float = 4.0
-    grad_weight: float = 0.25
+    grad_weight: float | None = None
     motion_ref: float = 1.0
     min_neighbours: int = 2
     streak_width: int = 5
-    fill_spread: float = 20.0
-    flow_preset: str = "medium"
+    fill_spread: float | None = None
+    flow_preset: str | None = None
     both_sides: bool = True
     still_shift: float = 0.2
     still_tol: float = 10.0
@@ -100,31 +112,37 @@ class TemporalSettings:
     still_guard: int = 15
     cut_fraction: float = 0.6
 
+    def resolved(self) -> TemporalSettings:
+        """These settings with every field left at None set to its mode's default
+        (:data:`MODE_DEFAULTS`)."""
+        unset = {k: v for k, v in MODE_DEFAULTS[self.mode].items() if getattr(self, k) is None}
+        return replace(self, **unset) if unset else self
+
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ConfigError(f"temporal mode {self.mode!r} unknown; use one of {MODES}")
-        if self.radius < 1:
+        if self.radius is not None and self.radius < 1:
             raise ConfigError(f"temporal radius must be >= 1, got {self.radius}")
         if self.flow_radius < 1:
             raise ConfigError(f"temporal flow_radius must be >= 1, got {self.flow_radius}")
-        if self.flow_scale < 1:
+        if self.flow_scale is not None and self.flow_scale < 1:
             raise ConfigError(f"temporal flow_scale must be >= 1, got {self.flow_scale}")
         if not 0 <= self.rain_lo < self.rain_hi:
             raise ConfigError(
                 f"temporal rain_lo/rain_hi must satisfy 0 <= lo < hi, got "
                 f"{self.rain_lo}, {self.rain_hi}"
             )
-        if self.grad_weight < 0:
+        if self.grad_weight is not None and self.grad_weight < 0:
             raise ConfigError(f"temporal grad_weight must be >= 0, got {self.grad_weight}")
         if self.motion_ref <= 0:
             raise ConfigError(f"temporal motion_ref must be > 0, got {self.motion_ref}")
         if self.min_neighbours < 1:
             raise ConfigError(f"temporal min_neighbours must be >= 1, got {self.min_neighbours}")
-        if self.fill_spread < 0:
+        if self.fill_spread is not None and self.fill_spread < 0:
             raise ConfigError(f"temporal fill_spread must be >= 0, got {self.fill_spread}")
         if self.streak_width < 2:
             raise ConfigError(f"temporal streak_width must be >= 2, got {self.streak_width}")
-        if self.flow_preset not in PRESET_NAMES:
+        if self.flow_preset is not None and self.flow_preset not in PRESET_NAMES:
             raise ConfigError(
                 f"temporal flow_preset {self.flow_preset!r} unknown; use one of {PRESET_NAMES}"
             )

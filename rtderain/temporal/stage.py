@@ -71,7 +71,7 @@ class TemporalStage:
             overrides["mode"] = mode
         if radius is not None:
             overrides["radius"] = radius
-        self.settings = replace(settings or TemporalSettings(), **overrides)
+        self.settings = replace(settings or TemporalSettings(), **overrides).resolved()
         self._frames: deque[_Frame] = deque()
         self._pairs: dict[tuple[int, int], PairAlignment] = {}
         self._aligner: Aligner | None = None
