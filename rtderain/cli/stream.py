@@ -269,7 +269,7 @@ def stream(source, model, weights, engine, device, precision, max_memory, tile, 
 
             any_size = create_engine(derainer.network, engine=engine, device=device,
                                      precision=precision, settings=backend_settings)
-            eng = oriented(any_size, lambda *_: any_size, derainer.settings.orient, ORIENT_EVERY)
+            eng = oriented(any_size, None, derainer.settings.orient, ORIENT_EVERY)
         else:
             eng = derainer.engine_for(size[1], size[0])
     except BaseException:

@@ -71,7 +71,7 @@ class NetworkMethod:
         self.weights = str(path) if path is not None else "untrained"
         self.orient = parse_orient(orient)
         plain = create_engine(net, engine=engine, device=device, precision=precision)
-        self.engine = oriented(plain, lambda *_: plain, self.orient)  # plain takes any size
+        self.engine = oriented(plain, None, self.orient)  # plain takes any size
 
     def params(self) -> dict[str, Any]:
         out = {"weights": self.weights, "engine": self.engine.description,

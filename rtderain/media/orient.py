@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -185,12 +185,14 @@ class OrientedEngine:
     video) or a fixed angle. ``every``: frames between two estimates (1: every call, for
     unrelated images; a live source re-estimates every ``every`` frames, the estimate
     costs about 10 ms at 720p). ``canvas_engine`` is called once, on the first turned
-    frame (the canvas holds any angle up to ``MAX_ANGLE``, so one engine serves them all).
+    frame (the canvas holds any angle up to ``MAX_ANGLE``, so one engine serves them all);
+    None: ``plain`` takes any size and serves the canvas too.
     """
 
-    def __init__(self, plain: Engine, canvas_engine: Callable[[int, int], Engine],
+    def __init__(self, plain: Engine, canvas_engine: Callable[[int, int], Engine] | None,
                  orient: str | float = "auto", every: int = 1):
-        self.plain, self._canvas_engine, self.orient = plain, canvas_engine, orient
+        self.plain, self.orient = plain, orient
+        self._canvas_engine = canvas_engine or (lambda *_: plain)
         self.every, self._since = max(1, every), 0
         self.name, self.device, self.multiple = plain.name, plain.device, plain.multiple
         self.selection = getattr(plain, "selection", "")
@@ -198,13 +200,14 @@ class OrientedEngine:
         self._canvas: dict[tuple[int, int], Engine] = {}
         self.last: Streaks | None = None  # the latest estimate (for logs and tests)
 
-    def turn_for(self, frame: np.ndarray) -> float | None:
-        """The angle this call turns its frames by (None: not turned)."""
+    def turn_for(self, frame: np.ndarray, frames: int = 1) -> float | None:
+        """The angle a call of ``frames`` frames, the first being ``frame``, turns them by
+        (None: not turned)."""
         if self.orient != "auto":
             return float(self.orient) or None
         if self.last is None or self._since >= self.every:
             self.last, self._since = estimate_streaks(frame), 0
-        self._since += 1
+        self._since += frames
         return self.last.turn
 
     def _inner(self, h: int, w: int) -> tuple[Engine, tuple[int, int]]:
@@ -229,22 +232,26 @@ class OrientedEngine:
             result[i] = frames[i] - cv2.warpAffine(rain, back, (w, h), flags=cv2.INTER_LINEAR)
         return result
 
-    def infer_frames(self, frames: np.ndarray) -> np.ndarray:
-        """(N, H, W, 3) uint8 -> same (the plain engine's uint8 path, or the turned one)."""
-        angle = self.turn_for(frames[0])
-        if angle is None:
-            return _frames(self.plain, frames)
+    def _turned_frames(self, frames: np.ndarray, angle: float) -> np.ndarray:
         out = self._rain_back(frames, angle, _frames)
         return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+    def infer_frames(self, frames: np.ndarray) -> np.ndarray:
+        """(N, H, W, 3) uint8 -> same (the plain engine's uint8 path, or the turned one)."""
+        angle = self.turn_for(frames[0], len(frames))
+        if angle is None:
+            return _frames(self.plain, frames)
+        return self._turned_frames(frames, angle)
 
     def infer(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) float32 [-1, 1] -> same (turned on the CPU where it turns)."""
         import torch
 
-        hwc = x.permute(0, 2, 3, 1).float().cpu().numpy()
-        angle = self.turn_for(np.clip((hwc[0] + 1.0) * 127.5, 0, 255).astype(np.uint8))
+        first = ((x[0].permute(1, 2, 0).float() + 1.0) * 127.5).clamp(0, 255)
+        angle = self.turn_for(first.to(torch.uint8).cpu().numpy(), len(x))
         if angle is None:
             return self.plain.infer(x)
+        hwc = x.permute(0, 2, 3, 1).float().cpu().numpy()
 
         def run(engine: Engine, turned: np.ndarray) -> np.ndarray:
             t = torch.from_numpy(np.ascontiguousarray(turned)).permute(0, 3, 1, 2).to(x.device)
@@ -265,11 +272,40 @@ def _frames(engine: Engine, frames: np.ndarray) -> np.ndarray:
     return derain_frames(engine, frames)
 
 
-def oriented(plain: Engine, canvas_engine: Callable[[int, int], Engine],
+class _Done:
+    """A finished batch, in the shape of :class:`rtderain.backends.transfer.Pending`."""
+
+    def __init__(self, frames: np.ndarray) -> None:
+        self._frames = frames
+
+    def result(self) -> np.ndarray:
+        return self._frames
+
+
+class QueuedOrientedEngine(OrientedEngine):
+    """:class:`OrientedEngine` around an engine that queues batches (``submit_frames``,
+    the CUDA wrapper): frames that are not turned keep its overlapped upload, compute and
+    download; turned ones run at once."""
+
+    def submit_frames(self, frames: np.ndarray | Sequence[np.ndarray]) -> Any:
+        """Queue ``(H, W, 3)`` uint8 frames of one size (any size); ``.result()`` gives
+        them de-rained."""
+        from rtderain.media.tensors import pad_frames
+
+        angle = self.turn_for(frames[0], len(frames))
+        if angle is None:
+            return self.plain.submit_frames(frames)  # type: ignore[attr-defined]
+        batch, (h, w) = pad_frames(frames, self.multiple)
+        return _Done(np.ascontiguousarray(self._turned_frames(batch, angle)[:, :h, :w]))
+
+
+def oriented(plain: Engine, canvas_engine: Callable[[int, int], Engine] | None,
              orient: str | float, every: int = 1) -> Engine:
-    """``plain`` itself for ``orient="off"``, else an :class:`OrientedEngine` around it.
-    (It always has ``infer_frames``: for a plain engine without it, the uint8 frames go
-    through the float path.)"""
+    """``plain`` itself for ``orient="off"``, else an :class:`OrientedEngine` around it
+    (:class:`QueuedOrientedEngine` where ``plain`` queues batches). It always has
+    ``infer_frames``: for a plain engine without it, the uint8 frames go through the float
+    path. ``canvas_engine`` None: ``plain`` takes any size."""
     if orient == "off":
         return plain
-    return OrientedEngine(plain, canvas_engine, orient, every)
+    cls = QueuedOrientedEngine if hasattr(plain, "submit_frames") else OrientedEngine
+    return cls(plain, canvas_engine, orient, every)

@@ -165,3 +165,32 @@ def test_a_live_source_re_estimates_every_n_frames_only() -> None:
         seen.append(engine.last.turn is not None)
     assert seen == [True, True, True, False, False, False, False]
     assert fake.calls[0] != fake.calls[-1]  # turned onto the canvas, then plain
+
+
+class _Queued(VerticalStreakRemover):
+    """The stand-in network behind a queue, as the CUDA wrapper is (``submit_frames``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.queued = 0
+
+    def submit_frames(self, frames):
+        from rtderain.media.tensors import pad_frames
+
+        self.queued += 1
+        batch, (h, w) = pad_frames(frames, self.multiple)
+        done = self.infer_frames(batch)[:, :h, :w]
+        return type("Done", (), {"result": lambda _self: done})()
+
+
+def test_an_engine_that_queues_keeps_its_queue_for_frames_not_turned() -> None:
+    fake = _Queued()
+    engine = oriented(fake, None, "auto")
+    vertical, diagonal = rain(background(), 0.0), rain(background(), 30.0)
+    out = derain_frames(engine, vertical[None])[0]
+    assert fake.queued == 1  # not turned: through the queue
+    assert np.array_equal(out, derain_frames(VerticalStreakRemover(), vertical[None])[0])
+    turned = derain_frames(engine, diagonal[None])[0]
+    assert fake.queued == 1  # turned: at once, on the canvas
+    plain = OrientedEngine(VerticalStreakRemover(), None, "auto")
+    assert np.array_equal(turned, derain_frames(plain, diagonal[None])[0])
