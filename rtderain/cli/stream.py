@@ -44,7 +44,7 @@ def _thread_settings(threads: int | None) -> dict | None:
 _RUN_KEYS = {"model", "weights", "engine", "device", "precision", "max_memory", "tile",
              "orient"}
 # Frames between two streak-angle estimates of --orient auto (rtderain.media.orient):
-# about 0.5 s at 30 fps; the estimate costs about 10 ms of a 720p frame.
+# about 0.5 s at 30 fps; the estimate costs about 12 ms of a 720p frame.
 ORIENT_EVERY = 15
 _RUN_ONLY = {"batch", "queue_frames"}
 _ENCODE_KEYS = {"codec", "crf", "preset"}

@@ -184,7 +184,7 @@ class OrientedEngine:
     ``orient``: ``auto`` (estimate on the first frame of a call: a batch is frames of one
     video) or a fixed angle. ``every``: frames between two estimates (1: every call, for
     unrelated images; a live source re-estimates every ``every`` frames, the estimate
-    costs about 10 ms at 720p). ``canvas_engine`` is called once, on the first turned
+    costs about 12 ms at 720p). ``canvas_engine`` is called once, on the first turned
     frame (the canvas holds any angle up to ``MAX_ANGLE``, so one engine serves them all);
     None: ``plain`` takes any size and serves the canvas too.
     """
