@@ -149,8 +149,10 @@ class Aligner:
     def motion(self, flow_small: np.ndarray, reference: float) -> np.ndarray:
         """Small-grid uint8 0-255: local flow magnitude (full-resolution pixels, max over a
         5x5 small-grid neighbourhood) relative to ``reference``, capped at 1 (255)."""
-        mag = np.abs(flow_small).max(axis=2) * (max(self.sx, self.sy) * 255.0 / reference)
-        mag = np.minimum(mag, 255.0).astype(np.uint8)
+        fx, fy = cv2.split(flow_small)
+        mag = cv2.max(cv2.absdiff(fx, 0), cv2.absdiff(fy, 0))
+        mag = np.minimum(mag * (max(self.sx, self.sy) * 255.0 / reference), 255.0)
+        mag = mag.astype(np.uint8)
         return cv2.dilate(mag, np.ones((5, 5), np.uint8))
 
     def upsample_mask(self, mask_small: np.ndarray) -> np.ndarray:
