@@ -6,7 +6,11 @@ For every backend x precision x model x resolution it measures
   the pipeline calls it (uint8 in and out, normalisation included), divided by N, after
   warm-up (the engine build/load is not timed);
 * **end to end**: :func:`rtderain.media.transcode.derain_video` on a real H.264 file it generates
-  (decode -> batched inference -> H.264 encode, every frame, audio-free), in frames/s.
+  (decode -> batched inference -> H.264 encode, every frame, audio-free), in frames/s,
+  beside the same clip's decode+encode alone (the ceiling), with the encoder settings given;
+* **temporal stage** (``temporal`` other than ``off``): one more end-to-end row per mode
+  with the stage after the network, and the stage's own ms/frame on the clip and on a
+  still-camera rainy clip of the same size (the still rule's full path: its worst case).
 
 Combinations a backend cannot run here (e.g. bf16 on a CPU without native bf16) are listed
 with the reason instead of being measured through a fallback.
@@ -22,7 +26,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +35,7 @@ import torch
 from rtderain import util
 from rtderain.bench.clips import real_clip, synthetic_clip
 from rtderain.bench.overhead import plain_pyav
+from rtderain.errors import RTDerainError
 from rtderain.media.batching import derain_frames
 from rtderain.media.writer import EncodeOptions
 
@@ -52,6 +57,9 @@ class Row:
     cpu_ms: float | None = None
     e2e_fps: float | None = None
     codec_fps: float | None = None  # decode + encode alone, same clip and encoder settings
+    temporal: str = "off"
+    stage_ms: float | None = None  # the temporal stage alone, on the clip (moving camera)
+    stage_still_ms: float | None = None  # ... and on a still-camera rainy clip
     note: str = ""
 
 
@@ -109,8 +117,43 @@ def time_model(engine, model, height: int, width: int, batch: int, iters: int, w
     return 1000.0 * statistics.median(times) / batch, 1000.0 * cpu / len(times) / batch
 
 
-def measure(row: Row, args: dict, clips: dict, workdir: Path) -> Row:
-    """Fill ``row`` with its measurements (or a note saying why it was skipped)."""
+def time_stage(mode: str, frames: list[np.ndarray], warmup: int = 5) -> float:
+    """Median wall ms per frame of the temporal stage (``mode``, its defaults) over
+    ``frames`` (each pushed as both the rainy and the de-rained frame: the cost does not
+    depend on the network), after ``warmup`` frames fill its window."""
+    from rtderain.temporal import TemporalSettings, TemporalStage
+
+    stage = TemporalStage(settings=TemporalSettings(mode))
+    times = []
+    for i, frame in enumerate(frames):
+        start = time.perf_counter()
+        stage.push(frame, frame)
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    return 1000.0 * statistics.median(times)
+
+
+def still_rainy_frames(first: np.ndarray, count: int = 24) -> list[np.ndarray]:
+    """A still camera in rain: ``first`` with fresh ``rtderain synth`` rain per frame."""
+    from rtderain.synth.render import draw_style, get_ranges, render_clip
+
+    rng = np.random.default_rng(0)
+    style = draw_style(get_ranges("light", rng, still=True), rng)
+    rainy, _ = render_clip(first.astype(np.float32) / 255.0, count, style, rng)
+    return [np.clip(np.rint(f * 255.0), 0, 255).astype(np.uint8) for f in rainy]
+
+
+def _decoded(path: Path) -> list[np.ndarray]:
+    import av
+
+    with av.open(str(path)) as container:
+        return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+
+
+def measure(row: Row, args: dict, clips: dict, workdir: Path) -> list[Row]:
+    """Fill ``row`` with its measurements (or a note saying why it was skipped); one more
+    row per temporal mode (``args["temporal"]``) when the end-to-end run is on."""
+    rows = [row]
     from rtderain.backends import BackendUnavailable, create_engine, get_backend, resolve_device
     from rtderain.models.checkpoint import load_model
 
@@ -118,7 +161,7 @@ def measure(row: Row, args: dict, clips: dict, workdir: Path) -> Row:
         get_backend(row.backend).check(resolve_device(args["device"]), row.precision)
     except BackendUnavailable as exc:
         row.note = f"unavailable: {exc}"
-        return row
+        return rows
     model = load_model(row.model)
     width, height = util.parse_size(row.size)
     settings = None
@@ -132,11 +175,12 @@ def measure(row: Row, args: dict, clips: dict, workdir: Path) -> Row:
                            engines_dir=args["engines_dir"], settings=settings)
     if engine.name != row.backend:
         row.note = f"failed, fell back to {engine.selection}"
-        return row
+        return rows
     row.model_ms, row.cpu_ms = time_model(engine, model, height, width, row.batch, args["iters"],
                               args["warmup"], args["budget"])
     if args["e2e_frames"] > 0:
         from rtderain.media.transcode import PipelineOptions, derain_video
+        from rtderain.temporal import TemporalSettings
 
         # As many frames as fit in about 2x the budget at the model-only speed (>= 8).
         frames = int(min(args["e2e_frames"], max(8, 2000 * args["budget"] / row.model_ms)))
@@ -145,39 +189,52 @@ def measure(row: Row, args: dict, clips: dict, workdir: Path) -> Row:
             make = synthetic_clip if args.get("synthetic_clip") else real_clip
             clips[clip_key] = make(workdir / f"in_{clip_key}.mp4", width, height, frames)
         out = workdir / f"out_{row.model}_{row.backend}_{row.precision}_{row.size}.mp4"
-        enc = EncodeOptions()
-        summary = derain_video(clips[clip_key], out, engine,
-                               PipelineOptions(batch=row.batch, encode=enc))
-        row.e2e_fps = summary.fps
+        enc = args["encode"]
         if f"codec_{clip_key}" not in clips:  # the ceiling: no network, no RGB
             start = time.perf_counter()
             n = plain_pyav(clips[clip_key], out, enc, rgb=False)
             clips[f"codec_{clip_key}"] = n / (time.perf_counter() - start)
-        row.codec_fps = clips[f"codec_{clip_key}"]
+        for mode in args["temporal"]:
+            this = row if mode == "off" else replace(row, temporal=mode)
+            if this is not row:
+                rows.append(this)
+                decoded = _decoded(clips[clip_key])
+                this.stage_ms = time_stage(mode, decoded)
+                this.stage_still_ms = time_stage(mode, still_rainy_frames(decoded[0]))
+            summary = derain_video(clips[clip_key], out, engine, PipelineOptions(
+                batch=row.batch, encode=enc, temporal=TemporalSettings(mode), overwrite=True))
+            this.e2e_fps = summary.fps
+            this.codec_fps = clips[f"codec_{clip_key}"]
         out.unlink(missing_ok=True)
-    return row
+    return [r for r in rows if r is not row or "off" in args["temporal"]]
 
 
-def markdown(rows: list[Row], info: dict[str, str], command: str) -> str:
+def markdown(rows: list[Row], info: dict[str, str], command: str,
+             encoder: str = "libx264 crf 18 preset fast") -> str:
     """The results as a markdown table with the machine in the caption."""
     lines = [
         f"Command: `{command}`",
         "",
         "Machine: " + ", ".join(f"{k} {v}" for k, v in info.items()),
         "",
-        "End to end: H.264 in, H.264 out (libx264 crf 18 preset fast, the default), every "
-        "frame; `decode+encode` is the same clip through the same encoder with no network "
-        "and no RGB conversion, measured in the same run: the ceiling for this machine.",
+        f"End to end: H.264 in, H.264 out ({encoder}), every frame; `decode+encode` is the "
+        "same clip through the same encoder with no network and no RGB conversion, "
+        "measured in the same run: the ceiling for this machine. `stage ms` (temporal "
+        "rows): the temporal stage alone per frame, on the clip / on a still-camera rainy "
+        "clip of the same size.",
         "",
-        "| model | backend | precision | size | batch | model ms/frame | model fps "
-        "| CPU ms/frame | end-to-end fps | decode+encode fps | note |",
-        "|---|---|---|---|---|---:|---:|---:|---:|---:|---|",
+        "| model | backend | precision | size | batch | temporal | model ms/frame | model fps "
+        "| CPU ms/frame | end-to-end fps | decode+encode fps | stage ms | note |",
+        "|---|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
         model_fps = 1000 / r.model_ms if r.model_ms else None
+        stage = ("-" if r.stage_ms is None
+                 else f"{_num(r.stage_ms)} / {_num(r.stage_still_ms)}")
         lines.append(f"| {r.model} | {r.backend} | {r.precision} | {r.size} | {r.batch} "
-                     f"| {_num(r.model_ms)} | {_num(model_fps)} | {_num(r.cpu_ms)} "
-                     f"| {_num(r.e2e_fps)} | {_num(r.codec_fps)} | {r.note} |")
+                     f"| {r.temporal} | {_num(r.model_ms)} | {_num(model_fps)} "
+                     f"| {_num(r.cpu_ms)} | {_num(r.e2e_fps)} | {_num(r.codec_fps)} "
+                     f"| {stage} | {r.note} |")
     return "\n".join(lines) + "\n"
 
 
@@ -195,12 +252,23 @@ def _split(text: str) -> list[str]:
 def run_speed(backends: str, precisions: str, models: str, sizes: str, batch: int,
               device: str, iters: int, warmup: int, budget: float, e2e_frames: int,
               engines_dir: str | None, torch_compile: bool, fmt: str,
-              echo: Callable[[str], None] = log.info, synthetic_clip: bool = False) -> str:
+              echo: Callable[[str], None] = log.info, synthetic_clip: bool = False,
+              temporal: str = "off", encode: EncodeOptions | None = None) -> str:
     """Measure every combination (comma-separated lists); returns the report (``md`` or
-    ``json``). ``echo`` gets one progress line per combination."""
+    ``json``). ``echo`` gets one progress line per combination. ``temporal``: comma-
+    separated temporal modes, one end-to-end row each; ``encode``: the encoder settings
+    of the end-to-end runs and their ceiling (default: the pipeline's)."""
+    from rtderain.temporal import MODES
+
+    modes = _split(temporal) or ["off"]
+    unknown = [m for m in modes if m not in MODES]
+    if unknown:
+        raise RTDerainError(f"--temporal: unknown mode {unknown[0]!r}; use {', '.join(MODES)}")
+    encode = encode or EncodeOptions()
     args = {"device": device, "iters": iters, "warmup": warmup, "budget": budget,
             "e2e_frames": e2e_frames, "engines_dir": engines_dir,
-            "torch_compile": torch_compile, "synthetic_clip": synthetic_clip}
+            "torch_compile": torch_compile, "synthetic_clip": synthetic_clip,
+            "temporal": modes, "encode": encode}
     info = machine_info()
     info["clip"] = "synthetic" if synthetic_clip else "real scenery with rain (samples/)"
     rows: list[Row] = []
@@ -209,20 +277,26 @@ def run_speed(backends: str, precisions: str, models: str, sizes: str, batch: in
         combos = itertools.product(_split(models), _split(sizes), _split(backends),
                                    _split(precisions))
         for model, size, backend, precision in combos:
-            row = measure(Row(model, backend, precision, size, batch), args, clips, Path(tmp))
-            if row.model_ms is None:
-                line = row.note
-            else:
-                e2e = f"{row.e2e_fps:.1f} fps end to end" if row.e2e_fps else "no end-to-end run"
-                line = (f"{row.model_ms:.1f} ms/frame ({row.cpu_ms or 0:.0f} CPU ms), {e2e}"
-                        + (f" ({row.note})" if row.note else ""))
-            echo(f"  {model} {backend} {precision} {size}: {line}")
-            rows.append(row)
+            for row in measure(Row(model, backend, precision, size, batch), args, clips,
+                               Path(tmp)):
+                if row.model_ms is None:
+                    line = row.note
+                else:
+                    e2e = (f"{row.e2e_fps:.1f} fps end to end" if row.e2e_fps
+                           else "no end-to-end run")
+                    line = (f"{row.model_ms:.1f} ms/frame ({row.cpu_ms or 0:.0f} CPU ms), "
+                            f"{e2e}" + (f" ({row.note})" if row.note else ""))
+                echo(f"  {model} {backend} {precision} {size} temporal {row.temporal}: {line}")
+                rows.append(row)
+    encoder = f"libx264 crf {encode.crf} preset {encode.preset}"
     command = (f"rtderain bench speed --backends {backends} --precisions {precisions} "
                f"--models {models} --sizes {sizes} --batch {batch} --device {device} "
-               f"--e2e-frames {e2e_frames}" + (" --torch-compile" if torch_compile else ""))
+               f"--e2e-frames {e2e_frames} --temporal {','.join(modes)} "
+               f"--preset {encode.preset} --crf {encode.crf}"
+               + (" --torch-compile" if torch_compile else ""))
+    info["encoder"] = encoder
     if fmt == "json":
         text = json.dumps({"machine": info, "rows": [asdict(r) for r in rows]}, indent=2) + "\n"
     else:
-        text = markdown(rows, info, command)
+        text = markdown(rows, info, command, encoder)
     return text

@@ -173,12 +173,20 @@ def quality(
               show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Also write the result to this file.")
-
 @click.option("--synthetic-clip", is_flag=True,
               help="End to end on a synthetic clip instead of real rainy scenery (the sample).")
+@click.option("--temporal", default="off", show_default=True,
+              help="Comma-separated temporal modes (off, causal, window): one end-to-end row "
+                   "each, with the stage's own ms/frame beside it.")
+@click.option("--preset", default="fast", show_default=True,
+              help="libx264 preset of the end-to-end runs and their decode+encode ceiling "
+                   "(configs/realtime.yaml: veryfast).")
+@click.option("--crf", default=18, show_default=True, type=click.IntRange(0, 51),
+              help="libx264 crf of the end-to-end runs (configs/realtime.yaml: 20).")
 def speed(backends: str, precisions: str, models: str, sizes: str, batch: int, device: str,
           iters: int, warmup: int, budget: float, e2e_frames: int, engines_dir: str | None,
-          torch_compile: bool, fmt: str, output: str | None, synthetic_clip: bool) -> None:
+          torch_compile: bool, fmt: str, output: str | None, synthetic_clip: bool,
+          temporal: str, preset: str, crf: int) -> None:
     """Engine speed: model-only ms/frame and end-to-end fps per combination.
 
     \b
@@ -186,15 +194,24 @@ def speed(backends: str, precisions: str, models: str, sizes: str, batch: int, d
       rtderain bench speed
       rtderain bench speed --models mgid --sizes 1000x1000 --e2e-frames 0
       rtderain bench speed --backends openvino --sizes 640x360 --format json -o speed.json
+      rtderain bench speed --models mgid-rt --sizes 1280x720 --temporal off,causal
     """
     from rtderain.bench.speed import run_speed
+    from rtderain.media.writer import EncodeOptions
 
     for text in sizes.split(","):
         if text.strip():
             parse_size(text.strip(), "--sizes")  # fail early on a bad size
+    from rtderain.temporal import MODES
+
+    for mode in temporal.split(","):
+        if mode.strip() not in MODES:
+            raise click.BadParameter(f"unknown mode {mode.strip()!r}; use {', '.join(MODES)}",
+                                     param_hint="--temporal")
     text = run_speed(backends, precisions, models, sizes, batch, device, iters, warmup, budget,
                      e2e_frames, engines_dir, torch_compile, fmt,
-                     echo=lambda line: click.echo(line, err=True), synthetic_clip=synthetic_clip)
+                     echo=lambda line: click.echo(line, err=True), synthetic_clip=synthetic_clip,
+                     temporal=temporal, encode=EncodeOptions(crf=crf, preset=preset))
     click.echo(text, nl=False)
     if output:
         Path(output).write_text(text)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from rtderain.cli.lazy import PRECISION_CHOICES
 from rtderain.errors import RTDerainError
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,12 @@ def _parse_metrics(text: str) -> tuple[str, ...]:
               help="Temporal stage after a network --method (reported as NAME+MODE).")
 @click.option("--orient", default="auto", show_default=True, metavar="auto|off|DEG",
               help="Streak orientation of a network --method (see rtderain run --help).")
+@click.option("--engine", default="auto", show_default=True,
+              help="Backend of a network --method: auto, torch, onnxruntime, openvino, tensorrt.")
+@click.option("--precision", type=click.Choice(PRECISION_CHOICES), default="auto",
+              show_default=True,
+              help="Precision of a network --method (auto: bf16 where the CPU has it; "
+                   "fp32 reproduces an AVX2 machine's figures on an AMX one).")
 @click.option("--no-temporal-metrics", "no_temporal", is_flag=True,
               help="Skip the warping error and flicker of video sequences (faster).")
 @click.option("--list-methods", is_flag=True, help="List the method names and exit.")
@@ -92,6 +99,8 @@ def eval_command(
     plot_path,
     temporal,
     orient,
+    engine,
+    precision,
     no_temporal,
     list_methods,
 ) -> None:
@@ -148,6 +157,8 @@ def eval_command(
             if METHODS[name].kind == "network":
                 kw["temporal"] = temporal
                 kw["orient"] = orient
+                kw["engine"] = engine
+                kw["precision"] = precision
             method = create_method(name, **kw)
             for seq in seqs:
                 log.info("running %s on %s", name, seq.name)

@@ -88,8 +88,8 @@ log = logging.getLogger(__name__)
     type=click.IntRange(1, 8),
     default=None,
     help="Neighbours on each side (window) or in the past (causal); default 4 for window "
-    "(the still-camera rule uses all of them, the flow rule aligns the nearest 2), 2 for "
-    "causal.",
+    "(the still-camera rule uses all of them, the flow rule aligns the nearest 2), 4 for "
+    "causal (the still-camera rule only).",
 )
 @memory_options
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")

@@ -104,12 +104,14 @@ def _load_config(ctx: click.Context, _param: click.Parameter, path: str | None) 
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="CPU threads for inference (default: the backend's; 1 is often best "
                    "on a busy 2-core machine).")
-@click.option("--temporal", type=click.Choice(["off", "causal"]), default="off",
+@click.option("--temporal", type=click.Choice(["off", "causal"]), default="causal",
               show_default=True,
-              help="Temporal stage after the network: causal (past frames replace the rain "
-                   "the network left; adds no waiting, costs CPU) or off. docs/temporal.md.")
+              help="Temporal stage after the network: causal (on a still camera the past 4 "
+                   "frames replace the rain the network left: +3.8 dB on still held-out "
+                   "clips, within 0.1 dB of per frame on moving ones; adds no waiting and "
+                   "~4-8 ms per 720p frame) or off. docs/temporal.md.")
 @click.option("--temporal-radius", type=click.IntRange(1, 8), default=None,
-              help="Past frames the causal stage looks at (default 2).")
+              help="Past frames the causal stage looks at (default 4).")
 @click.option("--realtime", is_flag=True,
               help="Play a file SOURCE at its own frame rate, dropping frames like a camera "
                    "(default for files: as fast as possible, every frame kept).")

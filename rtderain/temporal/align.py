@@ -139,6 +139,12 @@ class Aligner:
             self._trusted(b, a, f_ba, f_ab),
         )
 
+    def misaligned(self, a: np.ndarray, b: np.ndarray) -> float:
+        """Share of the small grid where ``b`` does not align onto ``a`` (the scene-cut
+        test: :meth:`PairAlignment.bad_fraction` of :meth:`align_pair`, one trust mask)."""
+        ok = self._trusted(a, b, self.flow(a, b), self.flow(b, a))
+        return 1.0 - cv2.countNonZero(ok) / ok.size
+
     def coords(self, flow_small: np.ndarray) -> np.ndarray:
         """``(H, W, 2)`` float32 (x, y) position in the neighbour of every centre pixel,
         from the small-grid flow centre -> neighbour (one bilinear upsampling of the

@@ -12,10 +12,16 @@ MODES = ("off", "window", "causal")
 # precise half-resolution flow with a loose, guarded trust and the still rule over 9 frames;
 # causal (live) keeps the cheaper setting, which ghosts less without future frames.
 MODE_DEFAULTS: dict[str, dict[str, object]] = {
-    "window": {"radius": 4, "flow_scale": 2, "flow_preset": "medium", "fb_tol": 8.0,
-               "photo_tol": 40.0, "grad_weight": 0.25, "fill_spread": 20.0},
-    "causal": {"radius": 2, "flow_scale": 4, "flow_preset": "ultrafast", "fb_tol": 4.0,
-               "photo_tol": 20.0, "grad_weight": 1.0, "fill_spread": 0.0},
+    "window": {"radius": 4, "flow_radius": 2, "flow_scale": 2, "flow_preset": "medium",
+               "fb_tol": 8.0, "photo_tol": 40.0, "grad_weight": 0.25, "fill_spread": 20.0,
+               "still_centre": False},
+    # Live (session 12): the still rule alone over 4 past frames, with the centre check
+    # (no future frame guards a camera that starts or stops moving); the flow rule off,
+    # its quarter-resolution flow kept for scene cuts: ~4x cheaper, and better on a still
+    # camera than the session-10 flow setting (docs/temporal.md, "Causal mode").
+    "causal": {"radius": 4, "flow_radius": 0, "flow_scale": 4, "flow_preset": "ultrafast",
+               "fb_tol": 4.0, "photo_tol": 20.0, "grad_weight": 1.0, "fill_spread": 0.0,
+               "still_centre": True},
 }
 MODE_DEFAULTS["off"] = MODE_DEFAULTS["window"]
 PRESET_NAMES = ("ultrafast", "fast", "medium")
@@ -33,9 +39,10 @@ class TemporalSettings:
     :meth:`resolved`; the stage resolves its settings): ``window`` aligns at half
     resolution with DIS ``medium`` (precise enough for a low gradient margin and a loose
     trust, guarded by ``fill_spread``) and runs the still rule over ``radius`` 4;
-    ``causal`` keeps the 3x cheaper quarter-resolution ``ultrafast`` setting and radius 2,
-    which ghost less without future frames. ``flow_radius`` bounds the DIS flows per frame
-    (2 ``flow_radius``) and the warps. Raise ``rain_lo`` or ``grad_weight`` if
+    ``causal`` (live) runs the still rule alone over 4 past frames with ``still_centre``
+    and keeps only the quarter-resolution ``ultrafast`` flow that detects scene cuts
+    (``flow_radius`` 0), which fits a live frame budget. ``flow_radius`` bounds the DIS
+    flows per frame (2 ``flow_radius``) and the warps. Raise ``rain_lo`` or ``grad_weight`` if
     textured regions lose detail, lower ``fill_spread`` or ``photo_tol`` if moving edges
     ghost.
 
@@ -45,7 +52,8 @@ class TemporalSettings:
         radius: neighbours on each side (window) or in the past (causal), >= 1: the
             still-camera rule takes the minimum over all of them.
         flow_radius: the flow rule aligns the nearest ``flow_radius`` of them on each side
-            (2 ``flow_radius`` DIS flows per frame; farther ones align worse).
+            (2 ``flow_radius`` DIS flows per frame; farther ones align worse); 0: no flow
+            rule (one flow pair per frame still detects scene cuts).
         flow_scale: flow is computed on frames downscaled by this integer factor.
         fb_tol: forward-backward flow inconsistency (full-resolution pixels) above which an
             aligned neighbour pixel is not trusted.
@@ -80,6 +88,9 @@ class TemporalSettings:
             correlation), the camera is still and each pixel where the two minima agree
             (static background) takes the per-channel minimum of all the rainy frames;
             0 disables the rule.
+        still_centre: still rule: the centre's rainy luma must also lie within
+            ``still_shift`` of the nearest group's minimum (a camera that starts or stops
+            moving fools the two groups alone when both lie on one side of the centre).
         still_tol: still rule: largest difference of the two group minima (8-bit levels)
             at a static-background pixel.
         still_blob: still rule: disagreeing specks thinner than this square are ignored
@@ -92,7 +103,7 @@ class TemporalSettings:
 
     mode: str = "window"
     radius: int | None = None
-    flow_radius: int = 2
+    flow_radius: int | None = None
     flow_scale: int | None = None
     fb_tol: float | None = None
     photo_tol: float | None = None
@@ -107,8 +118,9 @@ class TemporalSettings:
     flow_preset: str | None = None
     both_sides: bool = True
     still_shift: float = 0.2
+    still_centre: bool | None = None
     still_tol: float = 10.0
-    still_blob: int = 3
+    still_blob: int = 4
     still_guard: int = 15
     cut_fraction: float = 0.6
 
@@ -123,8 +135,8 @@ class TemporalSettings:
             raise ConfigError(f"temporal mode {self.mode!r} unknown; use one of {MODES}")
         if self.radius is not None and self.radius < 1:
             raise ConfigError(f"temporal radius must be >= 1, got {self.radius}")
-        if self.flow_radius < 1:
-            raise ConfigError(f"temporal flow_radius must be >= 1, got {self.flow_radius}")
+        if self.flow_radius is not None and self.flow_radius < 0:
+            raise ConfigError(f"temporal flow_radius must be >= 0, got {self.flow_radius}")
         if self.flow_scale is not None and self.flow_scale < 1:
             raise ConfigError(f"temporal flow_scale must be >= 1, got {self.flow_scale}")
         if not 0 <= self.rain_lo < self.rain_hi:

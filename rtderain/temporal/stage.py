@@ -158,7 +158,11 @@ class TemporalStage:
 
     def _is_cut(self, frame: _Frame) -> bool:
         prev = self._frames[-1]
-        pair = self._aligner.align_pair(frame.small, prev.small)  # type: ignore[union-attr]
+        aligner = self._aligner
+        assert aligner is not None
+        if self._flow_radius == 0:  # no flow rule to reuse the pair: one direction only
+            return aligner.misaligned(frame.small, prev.small) > self.settings.cut_fraction
+        pair = aligner.align_pair(frame.small, prev.small)
         if pair.bad_fraction() > self.settings.cut_fraction:
             return True
         self._pairs[(frame.index, prev.index)] = pair
@@ -207,6 +211,7 @@ class TemporalStage:
                 blob=s.still_blob,
                 guard=s.still_guard,
                 max_shift=s.still_shift,
+                centre_luma=centre.rainy_luma if s.still_centre else None,
             )
             if still is centre.derained:  # a still camera, but no static background
                 still = None
@@ -241,7 +246,8 @@ class TemporalStage:
             fill_spread=s.fill_spread * k,
         )
         if still is not None:  # static background from the still rule, the rest by flow
-            fused = fused.copy() if fused is centre.derained else fused
+            if fused is centre.derained:  # the flow rule changed nothing: the still result
+                return still, centre.payload
             cv2.copyTo(still, _changed(still, centre.derained), fused)
         return fused, centre.payload
 

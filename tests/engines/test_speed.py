@@ -53,3 +53,30 @@ def test_speed_markdown_table(tmp_path):
     assert "| mgid-rt | torch | fp32 | 32x32 | 1 |" in result.output
     assert "decode+encode fps" in result.output
     assert "Machine: cpu" in result.output and "Command: `rtderain bench speed" in result.output
+
+
+def test_speed_temporal_rows_and_encoder_settings(tmp_path):
+    """--temporal gives one end-to-end row per mode, the stage's own cost beside it (on
+    the clip and on a still-camera rainy clip); --preset/--crf reach the caption."""
+    args = ["--backends", "torch", "--precisions", "fp32", "--models", "mgid-rt",
+            "--sizes", "96x64", "--iters", "1", "--warmup", "0", "--e2e-frames", "10",
+            "--temporal", "off,causal", "--preset", "ultrafast", "--crf", "23",
+            "--engines-dir", str(tmp_path / "eng"), "--format", "json",
+            "-o", str(tmp_path / "speed.json")]
+    result = CliRunner().invoke(speed, args)
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "speed.json").read_text())
+    assert data["machine"]["encoder"] == "libx264 crf 23 preset ultrafast"
+    rows = {r["temporal"]: r for r in data["rows"]}
+    assert set(rows) == {"off", "causal"}
+    assert rows["off"]["stage_ms"] is None and rows["off"]["e2e_fps"] > 0
+    assert rows["causal"]["e2e_fps"] > 0
+    assert rows["causal"]["stage_ms"] > 0 and rows["causal"]["stage_still_ms"] > 0
+    assert rows["causal"]["codec_fps"] == rows["off"]["codec_fps"]  # one ceiling per clip
+
+
+def test_speed_rejects_an_unknown_temporal_mode(tmp_path):
+    result = CliRunner().invoke(speed, ["--temporal", "off,sideways", "--sizes", "32x32",
+                                        "--engines-dir", str(tmp_path)])
+    assert result.exit_code != 0
+    assert "sideways" in result.output

@@ -228,3 +228,16 @@ def test_images_smaller_than_the_ssim_window_are_one_line(tmp_path, side):
         f"got {side}x{side}; leave it out with --metrics psnr"
     ]
     assert run_cli("eval", str(p), str(g), "--metrics", "psnr").returncode == 0
+
+
+def test_network_method_takes_engine_and_precision(tmp_path):
+    """--engine / --precision reach a network method (a figure measured in fp32 on one
+    CPU can be reproduced in fp32 on a bf16 one); a named engine is not a fallback."""
+    _folder(tmp_path / "ds" / "rain", _frames(2, 8))
+    _folder(tmp_path / "ds" / "gt", _frames(2, 9))
+    res = _invoke("--method", "mgid-rt", "--engine", "torch", "--precision", "fp32",
+                  "--dataset", tmp_path / "ds", "--metrics", "psnr", "--orient", "off",
+                  "--no-temporal-metrics", "--json", tmp_path / "s.json")
+    assert res.exit_code == 0, res.output
+    (row,) = json.loads((tmp_path / "s.json").read_text())["results"]
+    assert row["params"]["engine"] == "torch eager fp32 on cpu", row

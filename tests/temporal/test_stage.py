@@ -59,10 +59,17 @@ def _mse(a: np.ndarray, b: np.ndarray) -> float:
 
 @pytest.mark.parametrize("mode", ["window", "causal"])
 def test_static_clip_removes_more_rain_than_per_frame(mode: str) -> None:
+    """Each mode's defaults (causal: the still rule alone, over 4 past frames); frames
+    large enough for the still rule's sub-pixel stillness test (at 96x128 its phase
+    correlation runs on 48x64 and reads up to 0.26 px on a still camera)."""
     rng = np.random.default_rng(0)
-    back = _background(rng)
-    rainy, derained = _clip(rng, [back] * 12)
-    out = _run(TemporalStage(mode, radius=2), rainy, derained)
+    back = _background(rng, 2 * H, 2 * W)
+    rainy, derained = [], []
+    for _ in range(12):
+        rain = _rain(rng, 2 * H, 2 * W, count=240)  # the same density as _clip's
+        rainy.append(_u8(back + rain))
+        derained.append(_u8(back + 0.5 * rain))
+    out = _run(TemporalStage(mode), rainy, derained)
     clean = _u8(back)
     per_frame = np.mean([_mse(d, clean) for d in derained])
     fused = np.mean([_mse(f, clean) for f, _ in out])
@@ -108,18 +115,28 @@ def test_moving_object_does_not_ghost(mode: str) -> None:
         assert _mse(fused[band], clean[band]) <= 1.05 * _mse(d[band], clean[band]) + 1.0, t
 
 
-def test_scene_cut_resets_window() -> None:
+@pytest.mark.parametrize("mode, radius", [("window", 2), ("causal", None)])
+def test_scene_cut_resets_window(mode: str, radius: int | None, monkeypatch) -> None:
+    """Causal defaults have no flow rule: the cut test's one flow pair per frame
+    (``Aligner.misaligned``) finds the cut, and no other alignment is computed."""
+    from rtderain.temporal.align import Aligner
+
+    if mode == "causal":
+        def no_pairs(*args):
+            raise AssertionError("causal defaults align no neighbour pairs")
+
+        monkeypatch.setattr(Aligner, "align_pair", no_pairs)
     rng = np.random.default_rng(3)
     a, b = _background(rng), 255 - _background(rng)
     rainy_a, der_a = _clip(rng, [a] * 7)
     rainy_b, der_b = _clip(rng, [b] * 7)
-    stage = TemporalStage("window", radius=2)
+    stage = TemporalStage(mode, radius=radius)
     out = _run(stage, rainy_a + rainy_b, der_a + der_b)
     assert stage.resets >= 1
     # After the cut, exactly what a fresh stage makes of the second scene alone: nothing
     # from before the cut is used; before it, what the first scene alone gives.
-    only_a = _run(TemporalStage("window", radius=2), rainy_a, der_a)
-    only_b = _run(TemporalStage("window", radius=2), rainy_b, der_b)
+    only_a = _run(TemporalStage(mode, radius=radius), rainy_a, der_a)
+    only_b = _run(TemporalStage(mode, radius=radius), rainy_b, der_b)
     assert [p for _, p in out] == list(range(14))
     for (f, _), (g, _) in zip(out, only_a + only_b, strict=True):
         np.testing.assert_array_equal(f, g)
@@ -238,7 +255,7 @@ def test_static_clip_flow_rule_alone_removes_rain(mode: str) -> None:
     rng = np.random.default_rng(5)
     back = _background(rng)
     rainy, derained = _clip(rng, [back] * 12)
-    out = _run(TemporalStage(mode, radius=2, still_shift=0.0), rainy, derained)
+    out = _run(TemporalStage(mode, radius=2, flow_radius=2, still_shift=0.0), rainy, derained)
     clean = _u8(back)
     per_frame = np.mean([_mse(d, clean) for d in derained])
     fused = np.mean([_mse(f, clean) for f, _ in out])
@@ -263,6 +280,42 @@ def test_still_rule_declines_a_panning_camera() -> None:
     out = _run(TemporalStage("window", radius=2), rainy, derained)
     for (fused, _), d, b in zip(out, derained, backs, strict=True):
         assert _mse(fused, _u8(b)) <= 1.05 * _mse(d, _u8(b)) + 1.0
+
+
+def test_causal_still_rule_declines_a_camera_that_starts_to_move() -> None:
+    """In causal mode both groups lie in the past: four still frames agree, and only the
+    centre check sees that the camera has just moved (2 px); without it the rule fires."""
+    import cv2
+
+    from rtderain.temporal.still import fuse_still
+
+    rng = np.random.default_rng(7)
+    wide = _background(rng, 2 * H, 2 * W + 8)
+    backs = [wide[:, : 2 * W]] * 4 + [wide[:, 2 : 2 * W + 2]]
+    rainy, derained = _clip(rng, backs)
+    lumas = [cv2.cvtColor(r, cv2.COLOR_RGB2GRAY) for r in rainy]
+    groups = [[(rainy[i], lumas[i]) for i in (3, 1)], [(rainy[i], lumas[i]) for i in (2, 0)]]
+    args = {"tol": 10.0, "blob": 3, "guard": 15, "max_shift": 0.2}
+    assert fuse_still(derained[4], rainy[4], groups, **args) is not None
+    assert fuse_still(derained[4], rainy[4], groups, centre_luma=lumas[4], **args) is None
+    still = fuse_still(derained[3], rainy[3], [[groups[0][1]], [groups[1][0], groups[1][1]]],
+                       centre_luma=lumas[3], **args)
+    assert still is not None  # the still centre before the move passes the check
+
+
+def test_global_shift_on_a_large_frame_reads_sub_pixel_shifts() -> None:
+    """At 1280x720 the phase correlation runs on a centred 360 px half-res crop: a still
+    pair reads under 0.05 px, a 0.5 px shift within 0.15 px of it."""
+    import cv2
+
+    from rtderain.temporal.still import global_shift
+
+    rng = np.random.default_rng(8)
+    big = _u8(_background(rng, 720, 1280))[..., 1]
+    moved = cv2.warpAffine(big, np.float32([[1, 0, 0.5], [0, 1, 0]]), (1280, 720),
+                           flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+    assert global_shift(big, big.copy()) < 0.05
+    assert abs(global_shift(big, moved) - 0.5) < 0.15
 
 
 def test_still_settings_are_checked() -> None:
