@@ -236,6 +236,19 @@ class CachedEngine:
         return run_fixed_batch(engine.infer_frames, frames, self.batch)
 
 
+def thread_settings(threads: int | None) -> dict[str, Any] | None:
+    """Per-backend settings that cap the inference threads at ``threads`` (ONNX Runtime's
+    intra-op pool, OpenVINO's ``INFERENCE_NUM_THREADS``); None: the backends' defaults.
+    torch's pool is process-wide: callers that own the process set it themselves."""
+    if threads is None:
+        return None
+    from rtderain.backends.onnxruntime_backend import OrtSettings
+    from rtderain.backends.openvino_backend import OpenVinoSettings
+
+    return {"onnxruntime": OrtSettings(intra_op_threads=threads),
+            "openvino": OpenVinoSettings(num_threads=threads)}
+
+
 def _auto_settings(name: str, given: Any, optional: bool) -> Any:
     """The backend settings for one try: precision auto's int8 try must also be faster."""
     if not optional or name != "openvino":

@@ -80,13 +80,9 @@ def _derainer(task: FileTask) -> Any:
 
 
 def _engine_settings(threads: int | None) -> dict[str, Any] | None:
-    if threads is None:
-        return None
-    from rtderain.backends.onnxruntime_backend import OrtSettings
-    from rtderain.backends.openvino_backend import OpenVinoSettings
+    from rtderain.backends.registry import thread_settings
 
-    return {"onnxruntime": OrtSettings(intra_op_threads=threads),
-            "openvino": OpenVinoSettings(num_threads=threads)}
+    return thread_settings(threads)
 
 
 def worker_name() -> str:

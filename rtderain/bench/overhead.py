@@ -27,7 +27,7 @@ def plain_pyav(src: Path, dst: Path, enc: EncodeOptions, rgb: bool) -> int:
     with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
         vin = inp.streams.video[0]
         vin.thread_type = "AUTO"
-        opts = {"crf": str(enc.crf), "preset": enc.preset or "medium"}
+        opts = {"crf": str(enc.crf), "preset": enc.preset or "medium", **enc.options}
         vout = out.add_stream(enc.encoder, rate=vin.average_rate, options=opts)
         vout.width, vout.height = vin.codec_context.width, vin.codec_context.height
         vout.pix_fmt = "yuv420p"

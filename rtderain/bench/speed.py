@@ -155,6 +155,7 @@ def measure(row: Row, args: dict, clips: dict, workdir: Path) -> list[Row]:
     row per temporal mode (``args["temporal"]``) when the end-to-end run is on."""
     rows = [row]
     from rtderain.backends import BackendUnavailable, create_engine, get_backend, resolve_device
+    from rtderain.backends.registry import thread_settings
     from rtderain.models.checkpoint import load_model
 
     try:
@@ -164,15 +165,15 @@ def measure(row: Row, args: dict, clips: dict, workdir: Path) -> list[Row]:
         return rows
     model = load_model(row.model)
     width, height = util.parse_size(row.size)
-    settings = None
+    settings = thread_settings(args["threads"]) or {}
     if row.backend == "torch" and args["torch_compile"]:
         from rtderain.backends.torch_backend import TorchSettings
 
-        settings = {"torch": TorchSettings(compile=True)}
+        settings["torch"] = TorchSettings(compile=True)
         row.note = "torch.compile"
     engine = create_engine(model, row.backend, args["device"], row.precision,
                            size=(height, width), batch=row.batch,
-                           engines_dir=args["engines_dir"], settings=settings)
+                           engines_dir=args["engines_dir"], settings=settings or None)
     if engine.name != row.backend:
         row.note = f"failed, fell back to {engine.selection}"
         return rows
@@ -253,11 +254,13 @@ def run_speed(backends: str, precisions: str, models: str, sizes: str, batch: in
               device: str, iters: int, warmup: int, budget: float, e2e_frames: int,
               engines_dir: str | None, torch_compile: bool, fmt: str,
               echo: Callable[[str], None] = log.info, synthetic_clip: bool = False,
-              temporal: str = "off", encode: EncodeOptions | None = None) -> str:
+              temporal: str = "off", encode: EncodeOptions | None = None,
+              threads: int | None = None) -> str:
     """Measure every combination (comma-separated lists); returns the report (``md`` or
     ``json``). ``echo`` gets one progress line per combination. ``temporal``: comma-
     separated temporal modes, one end-to-end row each; ``encode``: the encoder settings
-    of the end-to-end runs and their ceiling (default: the pipeline's)."""
+    of the end-to-end runs and their ceiling (default: the pipeline's); ``threads``: the
+    inference threads of OpenVINO and ONNX Runtime (None: theirs)."""
     from rtderain.temporal import MODES
 
     modes = _split(temporal) or ["off"]
@@ -268,7 +271,7 @@ def run_speed(backends: str, precisions: str, models: str, sizes: str, batch: in
     args = {"device": device, "iters": iters, "warmup": warmup, "budget": budget,
             "e2e_frames": e2e_frames, "engines_dir": engines_dir,
             "torch_compile": torch_compile, "synthetic_clip": synthetic_clip,
-            "temporal": modes, "encode": encode}
+            "temporal": modes, "encode": encode, "threads": threads}
     info = machine_info()
     info["clip"] = "synthetic" if synthetic_clip else "real scenery with rain (samples/)"
     rows: list[Row] = []
@@ -288,11 +291,15 @@ def run_speed(backends: str, precisions: str, models: str, sizes: str, batch: in
                             f"{e2e}" + (f" ({row.note})" if row.note else ""))
                 echo(f"  {model} {backend} {precision} {size} temporal {row.temporal}: {line}")
                 rows.append(row)
-    encoder = f"libx264 crf {encode.crf} preset {encode.preset}"
+    encoder = f"libx264 crf {encode.crf} preset {encode.preset}" + "".join(
+        f" {k} {v}" for k, v in encode.options.items())
     command = (f"rtderain bench speed --backends {backends} --precisions {precisions} "
                f"--models {models} --sizes {sizes} --batch {batch} --device {device} "
                f"--e2e-frames {e2e_frames} --temporal {','.join(modes)} "
                f"--preset {encode.preset} --crf {encode.crf}"
+               + (f" --threads {threads}" if threads else "")
+               + (f" --encode-threads {encode.options['threads']}"
+                  if "threads" in encode.options else "")
                + (" --torch-compile" if torch_compile else ""))
     info["encoder"] = encoder
     if fmt == "json":

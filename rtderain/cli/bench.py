@@ -183,10 +183,15 @@ def quality(
                    "(configs/realtime.yaml: veryfast).")
 @click.option("--crf", default=18, show_default=True, type=click.IntRange(0, 51),
               help="libx264 crf of the end-to-end runs (configs/realtime.yaml: 20).")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="Inference threads (OpenVINO, ONNX Runtime, torch; default: theirs).")
+@click.option("--encode-threads", type=click.IntRange(min=1), default=None,
+              help="libx264 threads of the end-to-end runs (default: x264's, all cores).")
 def speed(backends: str, precisions: str, models: str, sizes: str, batch: int, device: str,
           iters: int, warmup: int, budget: float, e2e_frames: int, engines_dir: str | None,
           torch_compile: bool, fmt: str, output: str | None, synthetic_clip: bool,
-          temporal: str, preset: str, crf: int) -> None:
+          temporal: str, preset: str, crf: int, threads: int | None,
+          encode_threads: int | None) -> None:
     """Engine speed: model-only ms/frame and end-to-end fps per combination.
 
     \b
@@ -198,6 +203,11 @@ def speed(backends: str, precisions: str, models: str, sizes: str, batch: int, d
     """
     from rtderain.bench.speed import run_speed
     from rtderain.media.writer import EncodeOptions
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)  # torch's pool is process-wide
 
     for text in sizes.split(","):
         if text.strip():
@@ -211,7 +221,9 @@ def speed(backends: str, precisions: str, models: str, sizes: str, batch: int, d
     text = run_speed(backends, precisions, models, sizes, batch, device, iters, warmup, budget,
                      e2e_frames, engines_dir, torch_compile, fmt,
                      echo=lambda line: click.echo(line, err=True), synthetic_clip=synthetic_clip,
-                     temporal=temporal, encode=EncodeOptions(crf=crf, preset=preset))
+                     temporal=temporal, threads=threads,
+                     encode=EncodeOptions(crf=crf, preset=preset, options=(
+                         {"threads": str(encode_threads)} if encode_threads else {})))
     click.echo(text, nl=False)
     if output:
         Path(output).write_text(text)

@@ -26,17 +26,15 @@ def _key_values(pairs: tuple[str, ...], option: str) -> dict[str, str]:
 
 
 def _thread_settings(threads: int | None) -> dict | None:
-    """Backend settings that cap inference threads (torch's is process-wide)."""
+    """Backend settings that cap inference threads (torch's pool, process-wide, too)."""
     if threads is None:
         return None
     import torch
 
-    from rtderain.backends.onnxruntime_backend import OrtSettings
-    from rtderain.backends.openvino_backend import OpenVinoSettings
+    from rtderain.backends.registry import thread_settings
 
     torch.set_num_threads(threads)
-    return {"onnxruntime": OrtSettings(intra_op_threads=threads),
-            "openvino": OpenVinoSettings(num_threads=threads)}
+    return thread_settings(threads)
 
 
 # Keys of a `run:` section that mean the same for `stream` (configs/realtime.yaml works

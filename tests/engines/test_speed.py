@@ -55,18 +55,28 @@ def test_speed_markdown_table(tmp_path):
     assert "Machine: cpu" in result.output and "Command: `rtderain bench speed" in result.output
 
 
-def test_speed_temporal_rows_and_encoder_settings(tmp_path):
+@pytest.fixture
+def keep_torch_threads():
+    import torch
+
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)  # --threads sets torch's process-wide pool
+
+
+def test_speed_temporal_rows_and_encoder_settings(tmp_path, keep_torch_threads):
     """--temporal gives one end-to-end row per mode, the stage's own cost beside it (on
-    the clip and on a still-camera rainy clip); --preset/--crf reach the caption."""
+    the clip and on a still-camera rainy clip); the encoder settings reach the caption."""
     args = ["--backends", "torch", "--precisions", "fp32", "--models", "mgid-rt",
             "--sizes", "96x64", "--iters", "1", "--warmup", "0", "--e2e-frames", "10",
             "--temporal", "off,causal", "--preset", "ultrafast", "--crf", "23",
+            "--threads", "1", "--encode-threads", "1",
             "--engines-dir", str(tmp_path / "eng"), "--format", "json",
             "-o", str(tmp_path / "speed.json")]
     result = CliRunner().invoke(speed, args)
     assert result.exit_code == 0, result.output
     data = json.loads((tmp_path / "speed.json").read_text())
-    assert data["machine"]["encoder"] == "libx264 crf 23 preset ultrafast"
+    assert data["machine"]["encoder"] == "libx264 crf 23 preset ultrafast threads 1"
     rows = {r["temporal"]: r for r in data["rows"]}
     assert set(rows) == {"off", "causal"}
     assert rows["off"]["stage_ms"] is None and rows["off"]["e2e_fps"] > 0
