@@ -120,7 +120,7 @@ class TemporalSettings:
     still_shift: float = 0.2
     still_centre: bool | None = None
     still_tol: float = 10.0
-    still_blob: int = 4
+    still_blob: int = 3
     still_guard: int = 15
     cut_fraction: float = 0.6
 
