@@ -14,14 +14,14 @@ MODES = ("off", "window", "causal")
 MODE_DEFAULTS: dict[str, dict[str, object]] = {
     "window": {"radius": 4, "flow_radius": 2, "flow_scale": 2, "flow_preset": "medium",
                "fb_tol": 8.0, "photo_tol": 40.0, "grad_weight": 0.25, "fill_spread": 20.0,
-               "still_centre": False},
+               "still_centre": False, "still_agree": True},
     # Live (session 12): the still rule alone over 4 past frames, with the centre check
     # (no future frame guards a camera that starts or stops moving); the flow rule off,
     # its quarter-resolution flow kept for scene cuts: ~4x cheaper, and better on a still
     # camera than the session-10 flow setting (docs/temporal.md, "Causal mode").
     "causal": {"radius": 4, "flow_radius": 0, "flow_scale": 4, "flow_preset": "ultrafast",
                "fb_tol": 4.0, "photo_tol": 20.0, "grad_weight": 1.0, "fill_spread": 0.0,
-               "still_centre": True},
+               "still_centre": True, "still_agree": False},
 }
 MODE_DEFAULTS["off"] = MODE_DEFAULTS["window"]
 PRESET_NAMES = ("ultrafast", "fast", "medium")
@@ -91,6 +91,10 @@ class TemporalSettings:
         still_centre: still rule: the centre's rainy luma must also lie within
             ``still_shift`` of the nearest group's minimum (a camera that starts or stops
             moving fools the two groups alone when both lie on one side of the centre).
+        still_agree: still rule: where the two group minima differ by more than
+            ``still_tol`` but the de-rained centre matches the darker one within it, the
+            difference was rain in one group, not motion: the pixel counts as static
+            (window default; in causal mode it let moving cars ghost).
         still_tol: still rule: largest difference of the two group minima (8-bit levels)
             at a static-background pixel.
         still_blob: still rule: disagreeing specks thinner than this square are ignored
@@ -119,6 +123,7 @@ class TemporalSettings:
     both_sides: bool = True
     still_shift: float = 0.2
     still_centre: bool | None = None
+    still_agree: bool | None = None
     still_tol: float = 10.0
     still_blob: int = 3
     still_guard: int = 15

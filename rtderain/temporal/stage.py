@@ -212,6 +212,7 @@ class TemporalStage:
                 guard=s.still_guard,
                 max_shift=s.still_shift,
                 centre_luma=centre.rainy_luma if s.still_centre else None,
+                agree=bool(s.still_agree),
             )
             if still is centre.derained:  # a still camera, but no static background
                 still = None

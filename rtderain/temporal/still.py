@@ -63,6 +63,7 @@ def fuse_still(
     guard: int,
     max_shift: float,
     centre_luma: np.ndarray | None = None,
+    agree: bool = False,
 ) -> np.ndarray | None:
     """Fused frame for one centre of a still camera; ``None`` if the camera moved.
 
@@ -82,6 +83,10 @@ def fuse_still(
             if it also lies within ``max_shift`` of the first group's minimum (causal
             mode, where both groups lie in the past: a camera that has just started to
             move shows between them only by a fraction of a pixel).
+        agree: where the two group minima differ but ``centre`` (the de-rained frame)
+            matches the darker of them within ``tol``, the difference was rain left in one
+            group's minimum, not something that moved: the pixel counts as static
+            (window mode; dense rain leaves such specks almost everywhere).
     Returns:
         ``(H, W, 3)`` same dtype: per channel, the minimum of the rainy values of the centre
         and of every neighbour where the two group minima agree, else ``centre``.
@@ -94,6 +99,10 @@ def fuse_still(
     if centre_luma is not None and global_shift(centre_luma, mins[0]) > max_shift:
         return None
     differ = (cv2.absdiff(mins[0], mins[1]) > tol).astype(np.uint8)
+    if agree:
+        centre_y = cv2.cvtColor(centre, cv2.COLOR_RGB2GRAY)
+        rain_only = cv2.absdiff(centre_y, cv2.min(mins[0], mins[1])) <= tol
+        differ[rain_only] = 0
     if blob > 1:  # coincident rain makes thin specks; moving objects make blobs
         differ = cv2.morphologyEx(differ, cv2.MORPH_OPEN, np.ones((blob, blob), np.uint8))
     if guard > 1:

@@ -303,6 +303,40 @@ def test_causal_still_rule_declines_a_camera_that_starts_to_move() -> None:
     assert still is not None  # the still centre before the move passes the check
 
 
+def test_still_rule_agreement_takes_rain_left_in_one_group_not_a_moving_object() -> None:
+    """``agree``: where the group minima differ because rain fell on the same spot in every
+    frame of one group, the de-rained centre matches the darker minimum: the spot is not
+    motion, so its guard zone does not keep the rain the network left beside it; where a
+    dark object sat in one group's frames, the centre matches neither, and the guard
+    keeps the per-frame result (no ghost of the object)."""
+    import cv2
+
+    from rtderain.temporal.still import fuse_still
+
+    rng = np.random.default_rng(9)
+    back = _u8(_background(rng))
+    frames = [back.copy() for _ in range(5)]  # 0, 1: group A; 3, 4: group B; 2: centre
+    for i in (0, 1):
+        frames[i][20:28, 20:28] = 250  # coincident rain: the same 8x8 spot in both
+        frames[i][60:76, 90:106] = 10  # a dark object that has left before the centre
+    centre_rainy = frames[2].copy()
+    centre_rainy[29:33, 24] = 255  # a streak beside the spot, within its guard zone
+    derained = back.copy()
+    derained[29:33, 24] = back[29:33, 24] + 6  # ... which the network did not fully remove
+    lumas = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
+    groups = [[(frames[i], lumas[i]) for i in (0, 1)], [(frames[i], lumas[i]) for i in (3, 4)]]
+    args = {"tol": 10.0, "blob": 3, "guard": 15, "max_shift": 100.0}
+    plain = fuse_still(derained, centre_rainy, groups, **args)
+    agreed = fuse_still(derained, centre_rainy, groups, agree=True, **args)
+    assert plain is not None and agreed is not None
+    np.testing.assert_array_equal(plain[29:33, 24], derained[29:33, 24])  # guarded
+    np.testing.assert_array_equal(agreed[29:33, 24], back[29:33, 24])  # rain removed
+    np.testing.assert_array_equal(agreed[20:28, 20:28], back[20:28, 20:28])
+    # The dark object's old place: the guard holds (the minimum there is the object).
+    np.testing.assert_array_equal(agreed[60:76, 90:106], derained[60:76, 90:106])
+    assert agreed[60:76, 90:106].min() > 10
+
+
 def test_global_shift_on_a_large_frame_reads_sub_pixel_shifts() -> None:
     """At 1280x720 the phase correlation runs on a centred 360 px half-res crop: a still
     pair reads under 0.05 px, a 0.5 px shift within 0.15 px of it."""
