@@ -14,17 +14,18 @@ MODES = ("off", "window", "causal")
 MODE_DEFAULTS: dict[str, dict[str, object]] = {
     "window": {"radius": 4, "flow_radius": 2, "flow_scale": 2, "flow_preset": "medium",
                "fb_tol": 8.0, "photo_tol": 40.0, "grad_weight": 0.25, "fill_spread": 20.0,
-               "still_centre": False, "still_agree": True},
+               "still_centre": "ends", "still_agree": True},
     # Live (session 12): the still rule alone over 4 past frames, with the centre check
     # (no future frame guards a camera that starts or stops moving); the flow rule off,
     # its quarter-resolution flow kept for scene cuts: ~4x cheaper, and better on a still
     # camera than the session-10 flow setting (docs/temporal.md, "Causal mode").
     "causal": {"radius": 4, "flow_radius": 0, "flow_scale": 4, "flow_preset": "ultrafast",
                "fb_tol": 4.0, "photo_tol": 20.0, "grad_weight": 1.0, "fill_spread": 0.0,
-               "still_centre": True, "still_agree": False},
+               "still_centre": "always", "still_agree": False},
 }
 MODE_DEFAULTS["off"] = MODE_DEFAULTS["window"]
 PRESET_NAMES = ("ultrafast", "fast", "medium")
+CENTRE_CHECKS = ("always", "ends", "off")
 
 
 @dataclass(frozen=True)
@@ -88,9 +89,12 @@ class TemporalSettings:
             correlation), the camera is still and each pixel where the two minima agree
             (static background) takes the per-channel minimum of all the rainy frames;
             0 disables the rule.
-        still_centre: still rule: the centre's rainy luma must also lie within
-            ``still_shift`` of the nearest group's minimum (a camera that starts or stops
-            moving fools the two groups alone when both lie on one side of the centre).
+        still_centre: still rule: when the centre's rainy luma must also lie within
+            ``still_shift`` of the nearest group's minimum: ``always`` (causal default),
+            ``ends`` (window default: where one side of the window has more than one
+            frame more than the other, at a segment's start and end) or ``off``. A
+            camera that starts or stops moving fools the two groups alone when both lie
+            on one side of the centre.
         still_agree: still rule: where the two group minima differ by more than
             ``still_tol`` but the de-rained centre matches the darker one within it, the
             difference was rain in one group, not motion: the pixel counts as static
@@ -122,7 +126,7 @@ class TemporalSettings:
     flow_preset: str | None = None
     both_sides: bool = True
     still_shift: float = 0.2
-    still_centre: bool | None = None
+    still_centre: str | None = None
     still_agree: bool | None = None
     still_tol: float = 10.0
     still_blob: int = 3
@@ -162,6 +166,11 @@ class TemporalSettings:
         if self.flow_preset is not None and self.flow_preset not in PRESET_NAMES:
             raise ConfigError(
                 f"temporal flow_preset {self.flow_preset!r} unknown; use one of {PRESET_NAMES}"
+            )
+        if self.still_centre is not None and self.still_centre not in CENTRE_CHECKS:
+            raise ConfigError(
+                f"temporal still_centre {self.still_centre!r} unknown; use one of "
+                f"{CENTRE_CHECKS}"
             )
         if self.still_shift < 0 or self.still_tol < 0:
             raise ConfigError(

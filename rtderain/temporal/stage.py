@@ -211,7 +211,8 @@ class TemporalStage:
                 blob=s.still_blob,
                 guard=s.still_guard,
                 max_shift=s.still_shift,
-                centre_luma=centre.rainy_luma if s.still_centre else None,
+                centre_luma=centre.rainy_luma if _centre_check(s.still_centre, others, index)
+                else None,
                 agree=bool(s.still_agree),
             )
             if still is centre.derained:  # a still camera, but no static background
@@ -257,6 +258,15 @@ class TemporalStage:
             gone = self._frames.popleft().index
             for key in [k for k in self._pairs if gone in k]:
                 del self._pairs[key]
+
+
+def _centre_check(when: str | None, others: list[_Frame], index: int) -> bool:
+    """Whether the still rule checks the centre against the past (``still_centre``):
+    always, never, or at the ends of a window (one side longer by more than a frame)."""
+    if when != "ends":
+        return when == "always"
+    past = sum(f.index < index for f in others)
+    return abs(past - (len(others) - past)) > 1
 
 
 def _groups(others: list[_Frame], index: int) -> list[list[tuple[np.ndarray, np.ndarray]]]:

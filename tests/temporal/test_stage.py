@@ -303,6 +303,23 @@ def test_causal_still_rule_declines_a_camera_that_starts_to_move() -> None:
     assert still is not None  # the still centre before the move passes the check
 
 
+def test_window_checks_the_centre_at_a_segment_start() -> None:
+    """Window mode, frame 0: all neighbours lie in the future. The camera moved by 2 px
+    between frames 0 and 1 and then stood still: the two groups agree, and only the centre
+    check (``still_centre`` ``ends``, the window default) keeps frame 0 from being filled
+    with the shifted minimum (a ghost of every edge)."""
+    rng = np.random.default_rng(10)
+    wide = _background(rng, 2 * H, 2 * W + 8)
+    backs = [wide[:, : 2 * W]] + [wide[:, 2 : 2 * W + 2]] * 8
+    rainy, derained = _clip(rng, backs)
+    clean = _u8(backs[0])
+    checked = _run(TemporalStage("window"), rainy, derained)[0][0]
+    unchecked = _run(TemporalStage("window", still_centre="off"), rainy, derained)[0][0]
+    per_frame = _mse(derained[0], clean)
+    assert _mse(checked, clean) <= 1.05 * per_frame + 1.0
+    assert _mse(unchecked, clean) > 1.5 * _mse(checked, clean)
+
+
 def test_still_rule_agreement_takes_rain_left_in_one_group_not_a_moving_object() -> None:
     """``agree``: where the group minima differ because rain fell on the same spot in every
     frame of one group, the de-rained centre matches the darker minimum: the spot is not
@@ -357,6 +374,8 @@ def test_still_settings_are_checked() -> None:
         TemporalSettings("window", still_blob=0)
     with pytest.raises(ConfigError, match="flow_preset"):
         TemporalSettings("window", flow_preset="slow")
+    with pytest.raises(ConfigError, match="still_centre"):
+        TemporalSettings("window", still_centre="sometimes")
     assert TemporalSettings("causal", radius=3).radius == 3
 
 
