@@ -22,7 +22,9 @@ from tests.mediagen import REPO, write_video
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
 def test_signal_leaves_no_partial(tmp_path, signum):
     src, out = tmp_path / "long.mp4", tmp_path / "out.mp4"
-    write_video(src, frames=300, width=64, height=48)
+    # Long enough that the run is still going when the signal comes, on a fast CPU too
+    # (300 frames of 64x48 could finish between the first write and the signal).
+    write_video(src, frames=400, width=320, height=240)
     env = dict(os.environ, PYTHONPATH=str(REPO))
     proc = subprocess.Popen(
         [sys.executable, "-m", "rtderain", str(src), "-o", str(out), "--model", "mgid-rt",
