@@ -73,16 +73,11 @@ def _derainer(task: FileTask) -> Any:
     key = repr((s, task.threads, task.engines_dir))
     if key not in _DERAINERS:
         from rtderain.api import Derainer
+        from rtderain.backends.registry import thread_settings
 
         _DERAINERS[key] = Derainer.from_settings(s, engines_dir=task.engines_dir,
-                                                 engine_settings=_engine_settings(task.threads))
+                                                 engine_settings=thread_settings(task.threads))
     return _DERAINERS[key]
-
-
-def _engine_settings(threads: int | None) -> dict[str, Any] | None:
-    from rtderain.backends.registry import thread_settings
-
-    return thread_settings(threads)
 
 
 def worker_name() -> str:

@@ -250,6 +250,17 @@ def _split(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
+def temporal_modes(text: str) -> list[str]:
+    """Comma-separated temporal modes (default ``off``); an unknown one is an error."""
+    from rtderain.temporal import MODES
+
+    modes = _split(text) or ["off"]
+    for mode in modes:
+        if mode not in MODES:
+            raise RTDerainError(f"unknown mode {mode!r}; use {', '.join(MODES)}")
+    return modes
+
+
 def run_speed(backends: str, precisions: str, models: str, sizes: str, batch: int,
               device: str, iters: int, warmup: int, budget: float, e2e_frames: int,
               engines_dir: str | None, torch_compile: bool, fmt: str,
@@ -261,12 +272,7 @@ def run_speed(backends: str, precisions: str, models: str, sizes: str, batch: in
     separated temporal modes, one end-to-end row each; ``encode``: the encoder settings
     of the end-to-end runs and their ceiling (default: the pipeline's); ``threads``: the
     inference threads of OpenVINO and ONNX Runtime (None: theirs)."""
-    from rtderain.temporal import MODES
-
-    modes = _split(temporal) or ["off"]
-    unknown = [m for m in modes if m not in MODES]
-    if unknown:
-        raise RTDerainError(f"--temporal: unknown mode {unknown[0]!r}; use {', '.join(MODES)}")
+    modes = temporal_modes(temporal)
     encode = encode or EncodeOptions()
     args = {"device": device, "iters": iters, "warmup": warmup, "budget": budget,
             "e2e_frames": e2e_frames, "engines_dir": engines_dir,

@@ -201,7 +201,7 @@ def speed(backends: str, precisions: str, models: str, sizes: str, batch: int, d
       rtderain bench speed --backends openvino --sizes 640x360 --format json -o speed.json
       rtderain bench speed --models mgid-rt --sizes 1280x720 --temporal off,causal
     """
-    from rtderain.bench.speed import run_speed
+    from rtderain.bench.speed import run_speed, temporal_modes
     from rtderain.media.writer import EncodeOptions
 
     if threads:
@@ -212,12 +212,10 @@ def speed(backends: str, precisions: str, models: str, sizes: str, batch: int, d
     for text in sizes.split(","):
         if text.strip():
             parse_size(text.strip(), "--sizes")  # fail early on a bad size
-    from rtderain.temporal import MODES
-
-    for mode in temporal.split(","):
-        if mode.strip() not in MODES:
-            raise click.BadParameter(f"unknown mode {mode.strip()!r}; use {', '.join(MODES)}",
-                                     param_hint="--temporal")
+    try:
+        temporal_modes(temporal)  # fail early on a bad mode
+    except RTDerainError as exc:
+        raise click.BadParameter(str(exc), param_hint="--temporal") from None
     text = run_speed(backends, precisions, models, sizes, batch, device, iters, warmup, budget,
                      e2e_frames, engines_dir, torch_compile, fmt,
                      echo=lambda line: click.echo(line, err=True), synthetic_clip=synthetic_clip,

@@ -8,9 +8,9 @@ from rtderain.errors import ConfigError
 
 MODES = ("off", "window", "causal")
 
-# What a field left at None means, per mode (docs/temporal.md, "Session 11"): files get the
-# precise half-resolution flow with a loose, guarded trust and the still rule over 9 frames;
-# causal (live) keeps the cheaper setting, which ghosts less without future frames.
+# What a field left at None means, per mode (docs/temporal.md, "Session 11" and "Session
+# 12"): files get the precise half-resolution flow with a loose, guarded trust and the still
+# rule over 9 frames with its agreement test; causal (live) gets the still rule alone.
 MODE_DEFAULTS: dict[str, dict[str, object]] = {
     "window": {"radius": 4, "flow_radius": 2, "flow_scale": 2, "flow_preset": "medium",
                "fb_tol": 8.0, "photo_tol": 40.0, "grad_weight": 0.25, "fill_spread": 20.0,
@@ -18,7 +18,7 @@ MODE_DEFAULTS: dict[str, dict[str, object]] = {
     # Live (session 12): the still rule alone over 4 past frames, with the centre check
     # (no future frame guards a camera that starts or stops moving); the flow rule off,
     # its quarter-resolution flow kept for scene cuts: ~4x cheaper, and better on a still
-    # camera than the session-10 flow setting (docs/temporal.md, "Causal mode").
+    # camera than the session-10 flow setting (docs/temporal.md, "Session 12").
     "causal": {"radius": 4, "flow_radius": 0, "flow_scale": 4, "flow_preset": "ultrafast",
                "fb_tol": 4.0, "photo_tol": 20.0, "grad_weight": 1.0, "fill_spread": 0.0,
                "still_centre": "always", "still_agree": False},

@@ -81,8 +81,9 @@ def fuse_still(
             it; :func:`global_shift`) is at most this many pixels.
         centre_luma: the centre's rainy luma: when given, the camera counts as still only
             if it also lies within ``max_shift`` of the first group's minimum (causal
-            mode, where both groups lie in the past: a camera that has just started to
-            move shows between them only by a fraction of a pixel).
+            mode and a window's ends, where both groups lie on one side of the centre: a
+            camera that has just started or stopped moving shows between them only by a
+            fraction of a pixel).
         agree: where the two group minima differ but ``centre`` (the de-rained frame)
             matches the darker of them within ``tol``, the difference was rain left in one
             group's minimum, not something that moved: the pixel counts as static
