@@ -151,9 +151,9 @@ def _decoded(path: Path) -> list[np.ndarray]:
 
 
 def measure(row: Row, args: dict, clips: dict, workdir: Path) -> list[Row]:
-    """Fill ``row`` with its measurements (or a note saying why it was skipped); one more
-    row per temporal mode (``args["temporal"]``) when the end-to-end run is on."""
-    rows = [row]
+    """Measure ``row``: model only, then (end to end on) one copy of it per temporal mode
+    (``args["temporal"]``) with its end-to-end figures. Without an end-to-end run, or
+    when the combination is skipped (the note says why), ``row`` alone."""
     from rtderain.backends import BackendUnavailable, create_engine, get_backend, resolve_device
     from rtderain.backends.registry import thread_settings
     from rtderain.models.checkpoint import load_model
@@ -162,7 +162,7 @@ def measure(row: Row, args: dict, clips: dict, workdir: Path) -> list[Row]:
         get_backend(row.backend).check(resolve_device(args["device"]), row.precision)
     except BackendUnavailable as exc:
         row.note = f"unavailable: {exc}"
-        return rows
+        return [row]
     model = load_model(row.model)
     width, height = util.parse_size(row.size)
     settings = thread_settings(args["threads"]) or {}
@@ -176,38 +176,42 @@ def measure(row: Row, args: dict, clips: dict, workdir: Path) -> list[Row]:
                            engines_dir=args["engines_dir"], settings=settings or None)
     if engine.name != row.backend:
         row.note = f"failed, fell back to {engine.selection}"
-        return rows
+        return [row]
     row.model_ms, row.cpu_ms = time_model(engine, model, height, width, row.batch, args["iters"],
                               args["warmup"], args["budget"])
-    if args["e2e_frames"] > 0:
-        from rtderain.media.transcode import PipelineOptions, derain_video
-        from rtderain.temporal import TemporalSettings
+    if args["e2e_frames"] <= 0:
+        return [row]
+    from rtderain.media.transcode import PipelineOptions, derain_video
+    from rtderain.temporal import TemporalSettings
 
-        # As many frames as fit in about 2x the budget at the model-only speed (>= 8).
-        frames = int(min(args["e2e_frames"], max(8, 2000 * args["budget"] / row.model_ms)))
-        clip_key = f"{row.size}_{frames}"
-        if clip_key not in clips:
-            make = synthetic_clip if args.get("synthetic_clip") else real_clip
-            clips[clip_key] = make(workdir / f"in_{clip_key}.mp4", width, height, frames)
-        out = workdir / f"out_{row.model}_{row.backend}_{row.precision}_{row.size}.mp4"
-        enc = args["encode"]
-        if f"codec_{clip_key}" not in clips:  # the ceiling: no network, no RGB
-            start = time.perf_counter()
-            n = plain_pyav(clips[clip_key], out, enc, rgb=False)
-            clips[f"codec_{clip_key}"] = n / (time.perf_counter() - start)
-        for mode in args["temporal"]:
-            this = row if mode == "off" else replace(row, temporal=mode)
-            if this is not row:
-                rows.append(this)
+    # As many frames as fit in about 2x the budget at the model-only speed (>= 8).
+    frames = int(min(args["e2e_frames"], max(8, 2000 * args["budget"] / row.model_ms)))
+    clip_key = f"{row.size}_{frames}"
+    if clip_key not in clips:
+        make = synthetic_clip if args.get("synthetic_clip") else real_clip
+        clips[clip_key] = make(workdir / f"in_{clip_key}.mp4", width, height, frames)
+    out = workdir / f"out_{row.model}_{row.backend}_{row.precision}_{row.size}.mp4"
+    enc = args["encode"]
+    if f"codec_{clip_key}" not in clips:  # the ceiling: no network, no RGB
+        start = time.perf_counter()
+        n = plain_pyav(clips[clip_key], out, enc, rgb=False)
+        clips[f"codec_{clip_key}"] = n / (time.perf_counter() - start)
+    rows, stage_clips = [], None
+    for mode in args["temporal"]:
+        this = replace(row, temporal=mode)
+        if mode != "off":
+            if stage_clips is None:  # decoded and rendered once for every mode
                 decoded = _decoded(clips[clip_key])
-                this.stage_ms = time_stage(mode, decoded)
-                this.stage_still_ms = time_stage(mode, still_rainy_frames(decoded[0]))
-            summary = derain_video(clips[clip_key], out, engine, PipelineOptions(
-                batch=row.batch, encode=enc, temporal=TemporalSettings(mode), overwrite=True))
-            this.e2e_fps = summary.fps
-            this.codec_fps = clips[f"codec_{clip_key}"]
-        out.unlink(missing_ok=True)
-    return [r for r in rows if r is not row or "off" in args["temporal"]]
+                stage_clips = (decoded, still_rainy_frames(decoded[0]))
+            this.stage_ms = time_stage(mode, stage_clips[0])
+            this.stage_still_ms = time_stage(mode, stage_clips[1])
+        summary = derain_video(clips[clip_key], out, engine, PipelineOptions(
+            batch=row.batch, encode=enc, temporal=TemporalSettings(mode), overwrite=True))
+        this.e2e_fps = summary.fps
+        this.codec_fps = clips[f"codec_{clip_key}"]
+        rows.append(this)
+    out.unlink(missing_ok=True)
+    return rows
 
 
 def markdown(rows: list[Row], info: dict[str, str], command: str,

@@ -90,3 +90,18 @@ def test_speed_rejects_an_unknown_temporal_mode(tmp_path):
                                         "--engines-dir", str(tmp_path)])
     assert result.exit_code != 0
     assert "sideways" in result.output
+
+
+def test_speed_keeps_model_only_and_skipped_rows_whatever_the_temporal_modes(tmp_path):
+    """Without an end-to-end run, and for a combination that cannot run, the one row is
+    reported even when --temporal does not list ``off``."""
+    args = ["--backends", "torch", "--precisions", "fp32,fp16", "--models", "mgid-rt",
+            "--sizes", "32x32", "--iters", "1", "--warmup", "0", "--e2e-frames", "0",
+            "--temporal", "causal", "--engines-dir", str(tmp_path), "--format", "json",
+            "-o", str(tmp_path / "speed.json")]
+    result = CliRunner().invoke(speed, args)
+    assert result.exit_code == 0, result.output
+    rows = {r["precision"]: r for r in json.loads((tmp_path / "speed.json").read_text())["rows"]}
+    assert set(rows) == {"fp32", "fp16"}
+    assert rows["fp32"]["model_ms"] > 0 and rows["fp32"]["e2e_fps"] is None
+    assert rows["fp16"]["note"].startswith("unavailable:")
