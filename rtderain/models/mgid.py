@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rtderain.config import check_range
+from rtderain.errors import RTDerainError
 from rtderain.models.memory import RainMemory
 
 
@@ -37,6 +38,10 @@ class ModelConfig:
         norm: ``none`` (paper) or ``batch`` (authors' code: conv-BN-ReLU).
         rain_activation: ``none`` (paper) or ``tanh`` (authors' code) on the rain head.
         memory_seed: seed of the random initial memory items.
+        luma: the network sees the frame's luma only and predicts a grey rain layer,
+            subtracted from every colour channel alike (so chroma is untouched: grey rain
+            changes Y alone, in any BT.601/BT.709 matrix). Such a network can also run on a
+            decoder's Y plane directly (:meth:`MGID.forward_luma`).
     """
 
     name: str = "mgid"
@@ -47,6 +52,7 @@ class ModelConfig:
     norm: Literal["none", "batch"] = "none"
     rain_activation: Literal["none", "tanh"] = "none"
     memory_seed: int = 0
+    luma: bool = False
 
     def __post_init__(self) -> None:
         # Bounds far beyond any useful network, so a typo or a crafted file cannot ask for
@@ -92,7 +98,8 @@ class MGID(nn.Module):
         super().__init__()
         self.config = config
         c, s, norm = config.channels, config.space_to_depth, config.norm
-        cin = 3 * s * s
+        self.planes = 1 if config.luma else 3
+        cin = self.planes * s * s
         self.encoders = nn.ModuleList(
             [_double(cin if i == 0 else c, c, norm) for i in range(config.levels + 1)]
         )
@@ -105,7 +112,7 @@ class MGID(nn.Module):
         )
         # decoders[0] is D4 (bottleneck: concat(q, p̂)); decoders[i] fuses the skip of level i.
         self.decoders = nn.ModuleList([_double(2 * c, c, norm) for _ in range(config.levels + 1)])
-        self.head = nn.Conv2d(c, 3 * s * s, 3, padding=1)
+        self.head = nn.Conv2d(c, self.planes * s * s, 3, padding=1)
         # Zero-initialised rain head: an untrained network is the identity (R̂ = 0).
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
@@ -114,12 +121,8 @@ class MGID(nn.Module):
     def multiple(self) -> int:
         return self.config.multiple
 
-    def forward_train(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Full training outputs.
-
-        Returns a dict with ``rain`` R̂ and ``background`` B̂ (N, 3, H, W) and ``query``
-        q (N, C, H/(s·2^L), W/(s·2^L)), the bottleneck map the memory reads.
-        """
+    def _rain(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The rain layer R̂ of ``x`` (the network's planes: RGB, or luma) and the query."""
         s = self.config.space_to_depth
         h = F.pixel_unshuffle(x, s) if s > 1 else x
         skips = []
@@ -137,11 +140,40 @@ class MGID(nn.Module):
             rain = F.pixel_shuffle(rain, s)
         if self.config.rain_activation == "tanh":
             rain = torch.tanh(rain)
+        return rain, query
+
+    def forward_train(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Full training outputs.
+
+        Returns a dict with ``rain`` R̂ and ``background`` B̂ (N, 3, H, W) and ``query``
+        q (N, C, H/(s·2^L), W/(s·2^L)), the bottleneck map the memory reads. A ``luma``
+        network's rain is grey: one plane, repeated over R, G and B.
+        """
+        if self.config.luma:
+            rain, query = self._rain(luma(x))
+            rain = rain.expand(-1, 3, -1, -1)
+        else:
+            rain, query = self._rain(x)
         background = torch.clamp(x - rain, -1.0, 1.0)
         return {"rain": rain, "background": background, "query": query}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_train(x)["background"]
+
+    def forward_luma(self, y: torch.Tensor) -> torch.Tensor:
+        """A ``luma`` network's rain layer of a luma plane: (N, 1, H, W) in [-1, 1] units
+        (a decoder's Y plane, normalised), for graphs that never leave YUV."""
+        if not self.config.luma:
+            raise RTDerainError(f"model {self.config.name} is not a luma network")
+        return self._rain(y)[0]
+
+
+def luma(x: torch.Tensor) -> torch.Tensor:
+    """BT.601 luma of (N, 3, H, W) RGB in [-1, 1], as (N, 1, H, W) in [-1, 1] (the
+    weights sum to one, so the range is kept: the quality metrics' Y is this weighting
+    scaled to the limited range)."""
+    r, g, b = x[:, 0:1], x[:, 1:2], x[:, 2:3]
+    return 0.299 * r + 0.587 * g + 0.114 * b
 
 
 def count_parameters(model: nn.Module) -> int:
