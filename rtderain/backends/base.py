@@ -74,6 +74,29 @@ class FrameEngine(Engine, Protocol):
         ...
 
 
+def luma_io(full_range: bool) -> str:
+    """The graph interface of Y planes in full (``luma-pc``) or limited (``luma-tv``) range."""
+    return "luma-pc" if full_range else "luma-tv"
+
+
+@runtime_checkable
+class PlaneEngine(Engine, Protocol):
+    """An engine of a luma network that also takes a decoder's Y planes directly
+    (:class:`rtderain.models.export.LumaGraph`): a YUV frame is de-rained without leaving
+    YUV, its chroma untouched."""
+
+    def infer_planes(self, planes: np.ndarray, full_range: bool) -> np.ndarray:
+        """De-rain a batch of 8-bit Y planes.
+
+        Args:
+            planes: (N, H, W) uint8, C-contiguous; H, W multiples of ``multiple``.
+            full_range: the planes are full range (0-255), else limited (16-235).
+        Returns:
+            (N, H, W) uint8: the Y planes minus the rain, rounded and clipped.
+        """
+        ...
+
+
 class IdentityEngine:
     """Returns its input: measures the pipeline's own overhead, and a baseline for tests."""
 
@@ -90,6 +113,9 @@ class IdentityEngine:
 
     def infer_frames(self, frames: np.ndarray) -> np.ndarray:
         return frames
+
+    def infer_planes(self, planes: np.ndarray, full_range: bool) -> np.ndarray:
+        return planes
 
 
 class BackendUnavailable(RTDerainError):
@@ -138,8 +164,10 @@ class BuildSpec:
             to the model's multiple.
         precision: ``fp32``, ``bf16`` or ``fp16``.
         device: torch device string (``cpu``, ``cuda:0``).
-        io: graph interface: ``float`` ((N, 3, H, W) float32 in [-1, 1]) or ``u8``
-            ((N, H, W, 3) uint8, see :class:`rtderain.models.export.FrameGraph`).
+        io: graph interface: ``float`` ((N, 3, H, W) float32 in [-1, 1]), ``u8``
+            ((N, H, W, 3) uint8, see :class:`rtderain.models.export.FrameGraph`), or
+            ``luma-tv`` / ``luma-pc`` ((N, H, W) uint8 Y planes of a luma network, see
+            :class:`rtderain.models.export.LumaGraph`).
     """
 
     model: str
@@ -158,9 +186,12 @@ class BuildSpec:
 
     @property
     def input_shape(self) -> tuple[int, int, int, int]:
-        """The graph input's shape: (N, 3, H, W) for ``float``, (N, H, W, 3) for ``u8``."""
+        """The graph input's shape: (N, 3, H, W) for ``float``, (N, H, W, 3) for ``u8``,
+        (N, H, W) for a luma io."""
         if self.io == "u8":
             return (self.batch, self.height, self.width, 3)
+        if self.io.startswith("luma-"):
+            return (self.batch, self.height, self.width)
         return self.shape
 
 

@@ -41,6 +41,7 @@ import cv2
 import numpy as np
 
 from rtderain.backends.base import BackendUnavailable, BuildRejected
+from rtderain.models.export import LUMA_IO
 
 log = logging.getLogger(__name__)
 
@@ -82,11 +83,31 @@ def _import_nncf() -> Any:
     return nncf
 
 
-def y_psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """Y-PSNR (BT.601 luma, 8-bit peak) between two (..., H, W, 3) uint8 RGB arrays."""
-    ya = cv2.cvtColor(a.reshape(-1, a.shape[-2], 3), cv2.COLOR_RGB2YCrCb)[..., 0]
-    yb = cv2.cvtColor(b.reshape(-1, b.shape[-2], 3), cv2.COLOR_RGB2YCrCb)[..., 0]
-    mse = float(np.mean((ya.astype(np.float64) - yb.astype(np.float64)) ** 2))
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    """Full-range BT.601 luma (uint8, OpenCV's rounding) of (..., H, W, 3) uint8 RGB."""
+    flat = cv2.cvtColor(rgb.reshape(-1, rgb.shape[-2], 3), cv2.COLOR_RGB2YCrCb)[..., 0]
+    return flat.reshape(rgb.shape[:-1])
+
+
+def _full_levels(out: np.ndarray, io: str) -> np.ndarray:
+    """A graph's output as full-range luma levels (float64): the Y of RGB frames, or a
+    luma graph's planes (limited range stretched to 0-255)."""
+    if io not in LUMA_IO:
+        return _luma(out).astype(np.float64)
+    black, span = LUMA_IO[io]
+    return (out.astype(np.float64) - black) * (255.0 / span)
+
+
+def y_psnr(a: np.ndarray, b: np.ndarray, io: str = "u8") -> float:
+    """Y-PSNR (BT.601 luma, 8-bit peak) of ``a`` (RGB, or a luma graph's Y planes for a
+    luma ``io``) against ``b``, (..., H, W, 3) uint8 RGB of the same frames."""
+    mse = float(np.mean((_full_levels(a, io) - _luma(b).astype(np.float64)) ** 2))
+    return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
+
+
+def _parity_db(a: np.ndarray, b: np.ndarray, io: str) -> float:
+    """Y-PSNR between two outputs of the same graph interface."""
+    mse = float(np.mean((_full_levels(a, io) - _full_levels(b, io)) ** 2))
     return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
 
 
@@ -134,17 +155,33 @@ def _batches(frames: Sequence[np.ndarray], batch: int, io: str) -> list[np.ndarr
 
 def to_graph_input(frames: np.ndarray, io: str) -> np.ndarray:
     """(N, H, W, 3) uint8 RGB -> the graph's input: as is for ``u8``, (N, 3, H, W) float32
-    in [-1, 1] for ``float``."""
+    in [-1, 1] for ``float``, the BT.601 Y planes (N, H, W) uint8 in the io's range for a
+    luma io (what a decoder gives for frames encoded from this RGB)."""
     if io == "u8":
         return np.ascontiguousarray(frames)
+    if io in LUMA_IO:
+        black, span = LUMA_IO[io]
+        y = _luma(frames).astype(np.float32)
+        return np.clip(np.rint(black + y * (span / 255.0)), 0, 255).astype(np.uint8)
     return np.ascontiguousarray(frames.transpose(0, 3, 1, 2), dtype=np.float32) / 127.5 - 1.0
 
 
 def from_graph_output(out: np.ndarray, io: str) -> np.ndarray:
-    """The graph's output -> (N, H, W, 3) uint8 RGB (the inverse of :func:`to_graph_input`)."""
-    if io == "u8":
+    """The graph's output -> (N, H, W, 3) uint8 RGB (the inverse of :func:`to_graph_input`);
+    a luma graph's Y planes stay as they are (:func:`y_psnr` reads them)."""
+    if io == "u8" or io in LUMA_IO:
         return out
     return np.clip(np.rint((out.transpose(0, 2, 3, 1) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def _as_rgb(out: np.ndarray, frames: np.ndarray, io: str) -> list[np.ndarray]:
+    """A graph's outputs for ``frames`` as RGB frames: a luma graph's de-rained Y planes
+    become the frames minus the grey rain they lost (what the RGB path gives)."""
+    if io not in LUMA_IO:
+        return list(out)
+    rain = _full_levels(to_graph_input(frames, io), io) - _full_levels(out, io)
+    rgb = frames.astype(np.float64) - rain[..., None]
+    return list(np.clip(np.rint(rgb), 0, 255).astype(np.uint8))
 
 
 def _runner(compiled: Any, io: str = "u8") -> Callable[[np.ndarray], np.ndarray]:
@@ -219,23 +256,25 @@ def quantize(
     s = settings
     float_compiled = compile_fn(converted)
     sources = scenes(height, width)
-    clean = list(_outputs(float_compiled, _batches(sources, batch, io), len(sources), io))
+    clean = _as_rgb(_outputs(float_compiled, _batches(sources, batch, io), len(sources), io),
+                    np.stack(sources), io)
     calib, _ = rendered_pairs(clean, s.calib_frames, s.seed)
     val_rainy, val_clean = rendered_pairs(clean, s.val_frames, s.seed + 1)
     calib_batches, val_batches = _batches(calib, batch, io), _batches(val_rainy, batch, io)
     reference = _outputs(float_compiled, val_batches, len(val_rainy), io)
-    float_db = float(np.mean([y_psnr(o, c) for o, c in zip(reference, val_clean, strict=True)]))
+    float_db = float(np.mean([y_psnr(o, c, io) for o, c in zip(reference, val_clean,
+                                                                strict=True)]))
 
     def measure(model: Any, method: str) -> tuple[Any, Int8Report]:
         compiled = compile_fn(model)
         out = _outputs(compiled, val_batches, len(val_rainy), io)
-        int8_db = float(np.mean([y_psnr(o, c) for o, c in zip(out, val_clean, strict=True)]))
-        return compiled, Int8Report(float_db, int8_db, y_psnr(out, reference), method)
+        int8_db = float(np.mean([y_psnr(o, c, io) for o, c in zip(out, val_clean, strict=True)]))
+        return compiled, Int8Report(float_db, int8_db, _parity_db(out, reference, io), method)
 
     def validate(compiled: Any, data: Any) -> float:
         outs = [_runner(compiled, io)(x) for x in data]
         got = np.concatenate(outs)[: len(val_clean)]
-        return float(np.mean([y_psnr(o, c) for o, c in zip(got, val_clean, strict=True)]))
+        return float(np.mean([y_psnr(o, c, io) for o, c in zip(got, val_clean, strict=True)]))
 
     calibration = nncf.Dataset(calib_batches)
     with warnings.catch_warnings(), _quiet_nncf():

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rtderain.backends.base import BackendUnavailable, BuildSpec, runtime_errors
+from rtderain.backends.base import BackendUnavailable, BuildSpec, luma_io, runtime_errors
 from rtderain.models.export import export_onnx
 from rtderain.models.mgid import MGID
 
@@ -144,6 +144,13 @@ class OrtEngine:
         if self.io != "u8":
             raise RuntimeError(f"uint8 frames to an onnxruntime {self.io} graph (a bug)")
         return self.session.run(None, {self.input_name: np.ascontiguousarray(frames)})[0]
+
+    def infer_planes(self, planes: np.ndarray, full_range: bool) -> np.ndarray:
+        """(batch, H, W) uint8 Y planes -> same (a luma graph: range inside it), CPU."""
+        if self.io != luma_io(full_range):
+            raise RuntimeError(f"{luma_io(full_range)} planes to an onnxruntime {self.io} "
+                               "graph (a bug)")
+        return self.session.run(None, {self.input_name: np.ascontiguousarray(planes)})[0]
 
 
 class OrtBackend:

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rtderain.backends.base import BackendUnavailable, BuildSpec, runtime_errors
+from rtderain.backends.base import BackendUnavailable, BuildSpec, luma_io, runtime_errors
 from rtderain.backends.int8 import Int8Settings
 from rtderain.models.export import export_program
 from rtderain.models.mgid import MGID
@@ -75,8 +75,9 @@ def cpu_capabilities() -> list[str]:
 class OpenVinoEngine:
     """One compiled OpenVINO model for a fixed input shape on the CPU.
 
-    A ``float`` artifact runs :meth:`infer`, a ``u8`` one :meth:`infer_frames`
-    (``BuildSpec.io``); the other method refuses, so a mix-up cannot pass silently.
+    A ``float`` artifact runs :meth:`infer`, a ``u8`` one :meth:`infer_frames`, a luma one
+    :meth:`infer_planes` (``BuildSpec.io``); the other methods refuse, so a mix-up cannot
+    pass silently.
     """
 
     selection = ""  # set by create_engine
@@ -107,6 +108,10 @@ class OpenVinoEngine:
     def infer_frames(self, frames: np.ndarray) -> np.ndarray:
         """(batch, H, W, 3) uint8 RGB -> same (normalisation inside the graph)."""
         return self._run(frames, "u8")
+
+    def infer_planes(self, planes: np.ndarray, full_range: bool) -> np.ndarray:
+        """(batch, H, W) uint8 Y planes -> same (a luma graph: range inside it)."""
+        return self._run(planes, luma_io(full_range))
 
 
 class OpenVinoBackend:

@@ -28,6 +28,7 @@ from rtderain.backends.base import (
     BuildSpec,
     Engine,
     EngineBuildError,
+    luma_io,
     run_fixed_batch,
 )
 from rtderain.backends.cache import (
@@ -172,13 +173,18 @@ class CachedEngine:
         # u8 graphs on the CPU only: on a GPU, create_engine's CudaFrameEngine uploads the
         # uint8 frames and normalises them there, around the float graph.
         self.frames_io = backend.frames_io and self.device.type == "cpu"
+        self.luma_planes = self.frames_io and model.config.luma  # infer_planes
         self._engines: dict[tuple[int, int, str], Any] = {}
         self.selection = ""
         self.description = f"{self.name} {precision} on {device} (built on first frame)"
 
     @property
     def default_io(self) -> str:
-        """The graph interface 8-bit video runs: ``u8`` where available, else ``float``."""
+        """The graph interface 8-bit video runs: a luma network's limited-range Y planes
+        (``luma-tv``, the YUV-native path of most video), else ``u8`` where available,
+        else ``float``."""
+        if self.luma_planes:
+            return luma_io(full_range=False)
         return "u8" if self.frames_io else "float"
 
     def key(self, height: int, width: int, io: str = "float") -> ArtifactKey:
@@ -234,6 +240,14 @@ class CachedEngine:
                 return from_tensor(self.infer(to_tensor(frames, self.device)))
         engine = self.prepare(frames.shape[1], frames.shape[2], "u8")
         return run_fixed_batch(engine.infer_frames, frames, self.batch)
+
+    def infer_planes(self, planes: np.ndarray, full_range: bool) -> np.ndarray:
+        """(N, H, W) uint8 Y planes of a luma network, H and W padded -> de-rained, same
+        shape (a luma graph per range; :class:`rtderain.backends.base.PlaneEngine`)."""
+        if not self.luma_planes:
+            raise RuntimeError(f"Y planes to a {self.name} engine without luma graphs (a bug)")
+        engine = self.prepare(planes.shape[1], planes.shape[2], luma_io(full_range))
+        return run_fixed_batch(lambda p: engine.infer_planes(p, full_range), planes, self.batch)
 
 
 def thread_settings(threads: int | None) -> dict[str, Any] | None:

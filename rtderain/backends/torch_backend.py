@@ -10,9 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from rtderain.backends.base import BackendUnavailable, BuildSpec
+from rtderain.backends.base import BackendUnavailable, BuildSpec, luma_io
+from rtderain.models.export import LUMA_IO, LumaGraph
 from rtderain.models.mgid import MGID
 
 log = logging.getLogger(__name__)
@@ -79,6 +81,8 @@ class TorchEngine:
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self._run = torch.compile(self.model, mode=compile_mode) if compile else self.model
+        self.luma_planes = model.config.luma  # infer_planes: a luma network's Y planes
+        self._luma: dict[str, LumaGraph] = {}
         mode = "compiled" if compile else "eager"
         self.description = f"torch {mode} {precision} on {self.device}"
 
@@ -100,6 +104,19 @@ class TorchEngine:
         with self._autocast():
             out = self._run(x.to(self.dtype))
         return out.float()
+
+
+    @torch.inference_mode()
+    def infer_planes(self, planes: np.ndarray, full_range: bool) -> np.ndarray:
+        """(N, H, W) uint8 Y planes of a luma network -> same (LumaGraph, eager)."""
+        io = luma_io(full_range)
+        if io not in self._luma:
+            if not self.luma_planes:
+                raise RuntimeError("Y planes to the torch engine of a non-luma model (a bug)")
+            self._luma[io] = LumaGraph(self.model, *LUMA_IO[io], self.dtype)
+        y = torch.from_numpy(np.ascontiguousarray(planes)).to(self.device)
+        with self._autocast():
+            return self._luma[io](y).cpu().numpy()
 
 
 class TorchBackend:

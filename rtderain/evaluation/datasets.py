@@ -46,7 +46,7 @@ def read_frames(path: str | Path) -> Iterator[np.ndarray]:
         reader = VideoReader(path, copy=())
         try:
             for frame in reader.frames():
-                yield to_uint8(frame.rgb)
+                yield to_uint8(frame.pixels)
         finally:
             reader.close()
 

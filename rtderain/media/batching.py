@@ -1,7 +1,9 @@
-"""Running an engine on frames: :func:`derain_frames`, the one place every job calls one.
+"""Running an engine on frames: :func:`derain_frames`, the one place every job calls one,
+and :func:`derain_planes`, its YUV-native twin for luma networks.
 
-Frames are numpy ``(N, H, W, 3)`` RGB, ``uint8`` or ``uint16``; the conversions to model
-tensors and the padding are :mod:`rtderain.media.tensors`.
+Frames are numpy ``(N, H, W, 3)`` RGB, ``uint8`` or ``uint16``, or (for
+:func:`derain_planes`) a decoder's 8-bit 4:2:0 planes; the conversions to model tensors
+and the padding are :mod:`rtderain.media.tensors`.
 """
 
 from __future__ import annotations
@@ -55,3 +57,24 @@ def _derain_now(engine: Engine, frames: np.ndarray | Sequence[np.ndarray]) -> np
     with torch.inference_mode():
         y = run_padded(engine.infer, x, engine.multiple)
     return from_tensor(y, first.dtype)
+
+
+def derain_planes(
+    engine: Engine, frames: Sequence[np.ndarray], full_range: bool
+) -> Sequence[np.ndarray]:
+    """De-rain 8-bit 4:2:0 frames of one size in their own planes, in place: each is an
+    I420 array ``(3H/2, W)`` uint8 (Y, then U, then V, as PyAV's ``yuv420p``
+    ``to_ndarray``); only its Y rows change. ``engine`` runs a luma network's Y planes
+    (``infer_planes``, :class:`rtderain.backends.base.PlaneEngine`); ``full_range``: the
+    planes are full range (``yuvj420p``), else limited. Returns ``frames``.
+
+    Grey rain changes Y alone, so the chroma planes are never read: no conversion to RGB
+    and back, no rounding of U and V, the frame's colour matrix irrelevant.
+    """
+    h = frames[0].shape[0] * 2 // 3
+    w = frames[0].shape[1]
+    batch, _ = pad_frames([f[:h] for f in frames], engine.multiple)
+    out = engine.infer_planes(batch, full_range)  # type: ignore[attr-defined]
+    for frame, y in zip(frames, out, strict=True):
+        frame[:h] = y[:h, :w]
+    return frames

@@ -193,6 +193,20 @@ def frame_to_rgb(frame: av.VideoFrame, colour: ColourInfo) -> np.ndarray:
     ).to_ndarray()
 
 
+def _tag(frame: av.VideoFrame, colour: ColourInfo) -> av.VideoFrame:
+    frame.colorspace = colour.colorspace
+    frame.color_range = colour.color_range
+    frame.color_primaries = colour.color_primaries
+    frame.color_trc = colour.color_trc
+    return frame
+
+
+def planes_to_frame(planes: np.ndarray, colour: ColourInfo) -> av.VideoFrame:
+    """(3H/2, W) uint8 I420 planes in the source's matrix and range -> a ``yuv420p``
+    frame with the source's tags (the planes are copied, not converted)."""
+    return _tag(av.VideoFrame.from_ndarray(planes, format="yuv420p"), colour)
+
+
 def rgb_to_frame(rgb: np.ndarray, pix_fmt: str, colour: ColourInfo) -> av.VideoFrame:
     """(H, W, 3) RGB uint8/uint16 -> a ``pix_fmt`` frame with the source's matrix, range, tags."""
     src = av.VideoFrame.from_ndarray(rgb, format="rgb24" if rgb.dtype == np.uint8 else "rgb48le")
@@ -206,8 +220,4 @@ def rgb_to_frame(rgb: np.ndarray, pix_fmt: str, colour: ColourInfo) -> av.VideoF
             dst_color_range=colour.sws_range,
             interpolation=_SWS_FLAGS,
         )
-    frame.colorspace = colour.colorspace
-    frame.color_range = colour.color_range
-    frame.color_primaries = colour.color_primaries
-    frame.color_trc = colour.color_trc
-    return frame
+    return _tag(frame, colour)

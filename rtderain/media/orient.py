@@ -105,10 +105,11 @@ def _filters(n: int, length: int) -> np.ndarray:
 
 
 def _tophat_luma(frame: np.ndarray) -> np.ndarray:
-    """White top-hat of the BT.601 luma, uint8."""
+    """White top-hat of the BT.601 luma (of an RGB frame, or a Y plane itself), uint8."""
     if frame.dtype == np.uint16:
         frame = (frame >> 8).astype(np.uint8)
-    y = cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY)
+    y = frame if frame.ndim == 2 else cv2.cvtColor(np.ascontiguousarray(frame),
+                                                   cv2.COLOR_RGB2GRAY)
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (TOPHAT, TOPHAT))
     return cv2.morphologyEx(y, cv2.MORPH_TOPHAT, kernel)
 
@@ -119,7 +120,8 @@ def _window(n: int) -> np.ndarray:
 
 
 def estimate_streaks(frame: np.ndarray) -> Streaks:
-    """The dominant streak angle of one ``(H, W, 3)`` RGB uint8/uint16 frame."""
+    """The dominant streak angle of one ``(H, W, 3)`` RGB uint8/uint16 frame, or of one
+    (H, W) uint8 Y plane."""
     t = _tophat_luma(frame)
     h, w = t.shape
     scale = min(1.0, ANALYSIS / max(h, w))
@@ -196,6 +198,7 @@ class OrientedEngine:
         self.every, self._since = max(1, every), 0
         self.name, self.device, self.multiple = plain.name, plain.device, plain.multiple
         self.selection = getattr(plain, "selection", "")
+        self.luma_planes = getattr(plain, "luma_planes", False)  # infer_planes
         self.description = f"{plain.description}, streaks turned vertical ({orient})"
         self._canvas: dict[tuple[int, int], Engine] = {}
         self.last: Streaks | None = None  # the latest estimate (for logs and tests)
@@ -218,7 +221,8 @@ class OrientedEngine:
 
     def _rain_back(self, frames: np.ndarray, angle: float,
                    run: Callable[[Engine, np.ndarray], np.ndarray]) -> np.ndarray:
-        """``frames`` (N, H, W, C) minus their turned-back rain layers, float32."""
+        """``frames`` (N, H, W, C) (or (N, H, W) planes) minus their turned-back rain
+        layers, float32."""
         n, h, w = frames.shape[:3]
         engine, canvas = self._inner(h, w)
         m = _turn(h, w, angle, canvas)
@@ -242,6 +246,18 @@ class OrientedEngine:
         if angle is None:
             return _frames(self.plain, frames)
         return self._turned_frames(frames, angle)
+
+    def infer_planes(self, planes: np.ndarray, full_range: bool) -> np.ndarray:
+        """(N, H, W) uint8 Y planes of a luma network -> same (turned where the rain
+        leans: the plane is the frame, the grey rain layer is turned back onto it)."""
+        angle = self.turn_for(planes[0], len(planes))
+        if angle is None:
+            return self.plain.infer_planes(planes, full_range)  # type: ignore[attr-defined]
+
+        def run(engine: Engine, turned: np.ndarray) -> np.ndarray:
+            return engine.infer_planes(np.ascontiguousarray(turned), full_range)  # type: ignore[attr-defined]
+
+        return np.clip(np.rint(self._rain_back(planes, angle, run)), 0, 255).astype(np.uint8)
 
     def infer(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) float32 [-1, 1] -> same (turned on the CPU where it turns)."""

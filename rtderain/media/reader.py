@@ -29,19 +29,32 @@ log = logging.getLogger(__name__)
 _AVFMT_NOTIMESTAMPS = 0x0080  # libavformat: the format stores no timestamps
 
 
+PLANAR = ("yuv420p", "yuvj420p")  # the formats whose planes a luma network reads as they are
+
+
 @dataclass
 class DecodedFrame:
     """One decoded frame.
 
     Attributes:
         index: 0-based position in presentation order.
-        rgb: (H, W, 3) RGB, uint8 (8-bit source) or uint16 (deeper source).
+        pixels: in ``layout`` ``rgb``: (H, W, 3) RGB, uint8 (8-bit source) or uint16
+            (deeper source); in ``layout`` ``i420``: the decoder's 8-bit 4:2:0 planes as
+            they are, (3H/2, W) uint8 (Y, then U, then V; see :attr:`VideoReader.planes`).
         pts: presentation timestamp in the stream's ``time_base``.
+        layout: ``rgb`` or ``i420``.
     """
 
     index: int
-    rgb: np.ndarray
+    pixels: np.ndarray
     pts: int
+    layout: str = "rgb"
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(H, W) of the picture."""
+        h, w = self.pixels.shape[:2]
+        return (h * 2 // 3, w) if self.layout == "i420" else (h, w)
 
 
 class VideoReader:
@@ -52,7 +65,13 @@ class VideoReader:
     ``undecodable`` (packets that failed to decode so far), ``colour`` (after first frame),
     ``truncated`` (after :meth:`frames` ends: frames missing from a truncated file, at least
     1 when it is truncated, else 0).
+
+    ``planes`` (set before :meth:`frames`): 8-bit 4:2:0 frames of even size come as their
+    planes (layout ``i420``), every other frame as RGB: the YUV-native path of luma
+    networks, which never converts to RGB and back (:func:`planar_source`).
     """
+
+    planes = False
 
     def __init__(self, path: str | Path, copy: tuple[str, ...] = ("audio", "subtitle")) -> None:
         self.path = Path(path)
@@ -135,10 +154,18 @@ class VideoReader:
                     self.colour = ColourInfo.from_frame(
                         frame, int(self.stream.codec_context.field_order or 0)
                     )
-                yield DecodedFrame(index, frame_to_rgb(frame, self.colour), pts)
+                yield self._frame(index, frame, pts)
                 last_pts = pts
                 index += 1
         self._report_truncation(index, end, step)
+
+    def _frame(self, index: int, frame: av.VideoFrame, pts: int) -> DecodedFrame:
+        if self.planes and frame.format.name in PLANAR and not frame.width % 2 and not (
+            frame.height % 2
+        ):
+            return DecodedFrame(index, frame.to_ndarray(), pts, "i420")
+        assert self.colour is not None
+        return DecodedFrame(index, frame_to_rgb(frame, self.colour), pts)
 
     def _video_packets(
         self, streams: list[Any], on_packet: Callable[[av.Packet], None] | None
@@ -250,6 +277,15 @@ class VideoReader:
 
     def close(self) -> None:
         self.container.close()
+
+
+def planar_source(reader: VideoReader) -> bool:
+    """Whether ``reader``'s video is 8-bit 4:2:0 (``yuv420p``/``yuvj420p``) of even size,
+    as its decoder declares before the first frame: the YUV-native path can take it."""
+    cc = reader.stream.codec_context
+    fmt = getattr(cc, "format", None)
+    name = fmt.name if fmt is not None else getattr(cc, "pix_fmt", None)
+    return name in PLANAR and not reader.width % 2 and not reader.height % 2
 
 
 def _reason(exc: BaseException) -> str:

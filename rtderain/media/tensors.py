@@ -96,7 +96,8 @@ def run_padded(infer, x: torch.Tensor, multiple: int) -> torch.Tensor:
 def pad_frames(
     frames: np.ndarray | Sequence[np.ndarray], multiple: int, out: np.ndarray | None = None
 ) -> tuple[np.ndarray, tuple[int, int]]:
-    """Stack ``(H, W, 3)`` frames into one C-contiguous ``(N, H', W', 3)`` batch,
+    """Stack ``(H, W, 3)`` frames (or ``(H, W)`` planes) into one C-contiguous
+    ``(N, H', W', 3)`` (``(N, H', W')``) batch,
     reflect-padded on the bottom/right to multiples of ``multiple`` (as
     :func:`pad_to_multiple`: the edge row/column is not repeated; replicate padding for
     frames smaller than the padding). Returns the batch and the original (H, W).
@@ -105,7 +106,7 @@ def pad_frames(
     first = frames[0]
     h, w = first.shape[:2]
     ph, pw = (-h) % multiple, (-w) % multiple
-    shape = (len(frames), h + ph, w + pw, 3)
+    shape = (len(frames), h + ph, w + pw, *first.shape[2:])
     if out is None:
         out = np.empty(shape, first.dtype)
     elif out.shape != shape or out.dtype != first.dtype:

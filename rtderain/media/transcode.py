@@ -26,8 +26,9 @@ from typing import Any
 
 from rtderain.backends.base import Engine
 from rtderain.errors import MediaError
-from rtderain.media.batching import submit_frames
-from rtderain.media.reader import DecodedFrame, VideoReader
+from rtderain.media.batching import derain_frames, derain_planes, submit_frames
+from rtderain.media.colour import frame_to_rgb, planes_to_frame, rgb_to_frame
+from rtderain.media.reader import DecodedFrame, VideoReader, planar_source
 from rtderain.media.streams import StreamPlan, plan_streams, report_dropped
 from rtderain.media.writer import EncodeOptions, VideoWriter, check_container, check_copies
 from rtderain.temporal import TemporalSettings, TemporalStage
@@ -51,6 +52,11 @@ class PipelineOptions:
             the final rename never replaces one (not even one created during the run).
         strict: a stream of the input that the output cannot keep is an error before any
             work (else one warning each; see :mod:`rtderain.media.streams`).
+        planes: the YUV-native path where it applies: a luma network's engine
+            (``luma_planes``), an 8-bit 4:2:0 source of even size, no temporal stage, a
+            ``yuv420p`` output. Frames then stay in the decoder's planes, the network
+            reads and changes Y alone, and the encoder takes them as they are (no
+            conversion to RGB and back: :func:`rtderain.media.batching.derain_planes`).
     """
 
     batch: int = 1
@@ -59,6 +65,7 @@ class PipelineOptions:
     temporal: TemporalSettings | None = None
     overwrite: bool = False
     strict: bool = False
+    planes: bool = True
 
 
 @dataclass
@@ -75,6 +82,7 @@ class Summary:
     colour: str
     temporal: str = "off"
     truncated: int = 0  # frames missing from a truncated input (0: complete)
+    planes: bool = False  # the YUV-native path ran
 
     @property
     def fps(self) -> float:
@@ -84,7 +92,8 @@ class Summary:
         extra = f", {self.undecodable} undecodable packets skipped" if self.undecodable else ""
         return (
             f"{self.output}: {self.frames} frames in {self.seconds:.1f} s ({self.fps:.1f} fps), "
-            f"{self.engine}, temporal {self.temporal}, {self.copied_streams} stream(s) copied, "
+            f"{self.engine}{', YUV-native' if self.planes else ''}, temporal {self.temporal}, "
+            f"{self.copied_streams} stream(s) copied, "
             f"{self.colour}{extra}"
             + (f", truncated: about {self.truncated} frames missing" if self.truncated else "")
         )
@@ -151,6 +160,7 @@ def derain_video(
         reader.close()
         raise
     reader.copy_streams = plan.copy
+    reader.planes = options.planes and _planar(reader, engine, options)
     stop = threading.Event()
     frames_q: queue.Queue = queue.Queue(maxsize=options.queue_frames)
     out_q: queue.Queue = queue.Queue(maxsize=options.queue_frames)
@@ -189,7 +199,7 @@ def derain_video(
                 for packet in pending:
                     writer.mux(packet)
                 pending.clear()
-                writer.write(item.rgb, item.pts)
+                writer.write(item.pixels, item.pts, item.layout)
             if state["writer"] is not None and not stop.is_set():
                 for packet in pending:
                     state["writer"].mux(packet)
@@ -221,7 +231,8 @@ def derain_video(
                 if isinstance(item, _End):
                     ended = True
                     break
-                if batch and item.rgb.shape != batch[0].rgb.shape:
+                if batch and (item.pixels.shape, item.layout) != (batch[0].pixels.shape,
+                                                                  batch[0].layout):
                     held = item
                     break
                 batch.append(item)
@@ -229,14 +240,14 @@ def derain_video(
                 raise state["error"]
             queued = None
             if batch:
-                size = batch[0].rgb.shape[:2]
+                size = batch[0].size
                 if size not in engines:
                     log.log(logging.INFO if done else logging.DEBUG, "%s: frame %d is %dx%d",
                             input_path, batch[0].index, *size[::-1])
                     engines[size] = engine_for(*size) if engine_for is not None else engine
                 # One batch in flight: batch k+1 is queued (uploading, computing on a GPU)
                 # before batch k is collected, encoded and the next one decoded.
-                queued = (batch, submit_frames(engines[size], [f.rgb for f in batch]))
+                queued = (batch, _submit(engines[size], batch, reader))
             if pending is not None:
                 done += _emit(stage, *pending, out_q, stop)
                 if progress:
@@ -280,7 +291,35 @@ def derain_video(
         colour=reader.colour.describe() if reader.colour else "unknown colour",
         temporal=describe_temporal(options.temporal),
         truncated=reader.truncated,
+        planes=reader.planes,
     )
+
+
+def _planar(reader: VideoReader, engine: Engine, options: PipelineOptions) -> bool:
+    """Whether the YUV-native path applies (see :attr:`PipelineOptions.planes`)."""
+    return (
+        getattr(engine, "luma_planes", False)
+        and planar_source(reader)
+        and (options.temporal is None or options.temporal.mode == "off")
+        and options.encode.pix_fmt in (None, "", "yuv420p")
+    )
+
+
+def _submit(engine: Engine, batch: list[DecodedFrame], reader: VideoReader) -> Callable[[], Any]:
+    """Queue one batch of one size and layout; calling the result gives its frames' pixels
+    in the batch's layout. I420 batches run in their planes where ``engine`` can (an engine
+    for a later frame size may not: tiles), else through RGB and back."""
+    pixels = [f.pixels for f in batch]
+    if batch[0].layout != "i420":
+        return submit_frames(engine, pixels)
+    assert reader.colour is not None
+    colour = reader.colour
+    if getattr(engine, "luma_planes", False):
+        out = derain_planes(engine, pixels, full_range=colour.color_range == 2)
+        return lambda: out
+    rgb = derain_frames(engine, [frame_to_rgb(planes_to_frame(p, colour), colour) for p in pixels])
+    planar = [rgb_to_frame(f, "yuv420p", colour).to_ndarray() for f in rgb]
+    return lambda: planar
 
 
 def _poll(q: queue.Queue) -> Any:
@@ -313,7 +352,7 @@ def _temporal(
         return outputs
     final = []
     for src, out in zip(inputs, outputs, strict=True):
-        for rgb, item in stage.push(src.rgb, out.rgb, out):
+        for rgb, item in stage.push(src.pixels, out.pixels, out):
             final.append(DecodedFrame(item.index, rgb, item.pts))
     return final
 
@@ -327,7 +366,7 @@ def _emit(
 ) -> int:
     """Collect a submitted batch and hand its final frames to the encoder; returns N."""
     out = result()
-    frames = [DecodedFrame(f.index, out[i], f.pts) for i, f in enumerate(batch)]
+    frames = [DecodedFrame(f.index, out[i], f.pts, f.layout) for i, f in enumerate(batch)]
     for item in _temporal(stage, batch, frames):
         _put(out_q, item, stop)
     return len(batch)
@@ -339,7 +378,7 @@ def _open_writer(
 ) -> VideoWriter:
     if reader.colour is None:
         raise RuntimeError("colour unknown before the first frame (a bug)")
-    h, w = first.rgb.shape[:2]
+    h, w = first.size
     return VideoWriter(
         output_path,
         width=w,

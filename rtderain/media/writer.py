@@ -26,7 +26,13 @@ import numpy as np
 
 from rtderain import util
 from rtderain.errors import MediaError
-from rtderain.media.colour import ColourInfo, hdr_params, rgb_to_frame
+from rtderain.media.colour import (
+    ColourInfo,
+    frame_to_rgb,
+    hdr_params,
+    planes_to_frame,
+    rgb_to_frame,
+)
 from rtderain.media.containers import (  # noqa: F401  (check_copies re-exported)
     _container_takes,
     check_copies,
@@ -234,15 +240,24 @@ class VideoWriter:
             out.disposition = template.disposition
         return out
 
-    def write(self, rgb: np.ndarray, pts: int) -> None:
-        """Encode one (H, W, 3) RGB uint8/uint16 frame at ``pts`` (in ``time_base``).
+    def write(self, pixels: np.ndarray, pts: int, layout: str = "rgb") -> None:
+        """Encode one frame at ``pts`` (in ``time_base``): (H, W, 3) RGB uint8/uint16, or
+        (``layout`` ``i420``) 8-bit 4:2:0 planes (3H/2, W) in the source's own matrix and
+        range, encoded as they are where the output is ``yuv420p`` (no conversion).
 
         A frame of another size than the encoder's restarts the encoder at that size
         (MPEG-TS with an in-band codec) or is scaled to the output's size (one warning)."""
-        h, w = rgb.shape[:2]
-        if (w, h) != self._size:
-            rgb = self._new_size(rgb, pts)
-        frame = rgb_to_frame(rgb, self.pix_fmt, self.colour)
+        if layout == "i420":
+            frame = planes_to_frame(pixels, self.colour)
+            if frame.width != self._size[0] or frame.height != self._size[1] or (
+                self.pix_fmt != "yuv420p"
+            ):
+                pixels, layout = frame_to_rgb(frame, self.colour), "rgb"
+        if layout == "rgb":
+            h, w = pixels.shape[:2]
+            if (w, h) != self._size:
+                pixels = self._new_size(pixels, pts)
+            frame = rgb_to_frame(pixels, self.pix_fmt, self.colour)
         frame.pts = pts
         frame.time_base = self.time_base
         self.frames += 1

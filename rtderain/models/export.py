@@ -11,7 +11,11 @@ Two graph interfaces (``io``):
 * ``u8``: (N, H, W, 3) uint8 RGB in and out (:class:`FrameGraph`): the normalisation,
   layout change, rounding and clamping run inside the graph, where the runtime fuses them
   with the first and last convolutions instead of the pipeline paying two passes over
-  every frame in Python.
+  every frame in Python;
+* ``luma-tv`` / ``luma-pc`` (luma networks only): (N, H, W) uint8, a decoder's Y plane in
+  limited (16-235) or full range, in and out (:class:`LumaGraph`). The chroma planes never
+  reach the engine: grey rain changes Y alone, so a YUV frame is de-rained without any
+  conversion to RGB and back (docs/realtime.md).
 
 H and W are multiples of ``model.multiple`` in both.
 """
@@ -36,7 +40,8 @@ log = logging.getLogger(__name__)
 _NOISY_LOGGERS = ("onnxscript", "onnx_ir", "torch.onnx")
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-IO_KINDS = ("float", "u8")
+IO_KINDS = ("float", "u8", "luma-tv", "luma-pc")
+LUMA_IO = {"luma-tv": (16.0, 219.0), "luma-pc": (0.0, 255.0)}  # io -> (black level, span)
 
 
 class FrameGraph(torch.nn.Module):
@@ -58,6 +63,31 @@ class FrameGraph(torch.nn.Module):
         y = self.net(x).float()
         y = torch.round(y * 127.5 + 127.5).clamp(0.0, 255.0).to(torch.uint8)
         return y.permute(0, 2, 3, 1)
+
+
+class LumaGraph(torch.nn.Module):
+    """A luma network on a decoder's Y plane: (N, H, W) uint8 -> (N, H, W) uint8.
+
+    ``black`` and ``span`` are the plane's range (16 and 219 for limited range, 0 and 255
+    for full): the network sees ``(Y - black) / span`` scaled to [-1, 1], and its grey rain
+    layer, back in the plane's levels, is subtracted from Y itself, rounded (ties to even)
+    and clamped to [0, 255]. A pixel with no rain keeps its exact level, super-black and
+    super-white included, which is the RGB path's ``B = I - R`` on the same frame.
+    """
+
+    def __init__(
+        self, net: MGID, black: float, span: float, dtype: torch.dtype = torch.float32
+    ) -> None:
+        super().__init__()
+        self.net = net
+        self.black, self.span, self.dtype = black, span, dtype
+
+    def forward(self, planes: torch.Tensor) -> torch.Tensor:
+        y = planes[:, None].float()
+        x = (y - self.black) * (2.0 / self.span) - 1.0
+        rain = self.net.forward_luma(x.to(self.dtype)).float()
+        out = torch.round(y - rain * (self.span / 2.0)).clamp(0.0, 255.0)
+        return out.to(torch.uint8)[:, 0]
 
 
 @contextlib.contextmanager
@@ -98,14 +128,19 @@ def example_input(
     """A random frame batch for ``shape`` = (N, 3, H, W) (the tracing example).
 
     ``io="float"``: (N, 3, H, W) in [-1, 1] in ``precision``; ``io="u8"``: (N, H, W, 3)
-    uint8 (the precision is then the network's, inside the graph).
+    uint8; a luma io: (N, H, W) uint8 (the precision is then the network's, inside the
+    graph).
     """
     check_shape(model, shape)
     gen = torch.Generator().manual_seed(seed)
+    n, _, h, w = shape
     if io == "u8":
-        n, _, h, w = shape
         x = torch.randint(0, 256, (n, h, w, 3), generator=gen, dtype=torch.uint8)
         return x.to(device=device)
+    if io in LUMA_IO:
+        if not model.config.luma:
+            raise RTDerainError(f"model {model.config.name} is not a luma network: no {io} io")
+        return torch.randint(0, 256, (n, h, w), generator=gen, dtype=torch.uint8).to(device)
     if io != "float":
         raise RTDerainError(f"unknown graph interface {io!r} (use {', '.join(IO_KINDS)})")
     x = torch.rand(shape, generator=gen) * 2 - 1
@@ -116,8 +151,11 @@ def graph_module(
     model: MGID, precision: str = "fp32", device: str | torch.device = "cpu", io: str = "float"
 ) -> torch.nn.Module:
     """A copy of ``model`` in eval mode, cast to ``precision`` on ``device``, wrapped in
-    :class:`FrameGraph` for ``io="u8"`` (the caller's model is not modified)."""
+    :class:`FrameGraph` for ``io="u8"`` and :class:`LumaGraph` for a luma io (the
+    caller's model is not modified)."""
     net = copy.deepcopy(model).eval().to(device=device, dtype=DTYPES[precision])
+    if io in LUMA_IO:
+        return LumaGraph(net, *LUMA_IO[io], DTYPES[precision])
     return FrameGraph(net, DTYPES[precision]) if io == "u8" else net
 
 

@@ -155,7 +155,7 @@ def _decoded(path):
 
     reader = VideoReader(path, copy=())
     try:
-        return [(f.rgb, f.pts) for f in reader.frames()]
+        return [(f.pixels, f.pts) for f in reader.frames()]
     finally:
         reader.close()
 

@@ -1,0 +1,160 @@
+"""The YUV-native path of luma networks: a 4:2:0 frame is de-rained in its own planes.
+
+The network reads and changes Y alone; U and V go from the decoder to the encoder
+untouched, so through a lossless codec they come out bit-exact, and Y agrees with the
+RGB path (``B = I - R`` with grey rain) to rounding wherever neither path clips.
+"""
+
+from __future__ import annotations
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from rtderain.backends import create_engine
+from rtderain.backends.base import IdentityEngine
+from rtderain.media.batching import derain_frames, derain_planes
+from rtderain.media.orient import oriented
+from rtderain.media.transcode import PipelineOptions, derain_video
+from rtderain.media.writer import EncodeOptions
+from rtderain.models import build_model
+from tests.mediagen import write_video
+
+LOSSLESS = EncodeOptions(codec="ffv1", pix_fmt="yuv420p")
+
+
+def _rainy_luma_model(seed: int = 0) -> torch.nn.Module:
+    """mgid-lite with small random weights: it changes every frame (an untrained one is
+    the identity), deterministically."""
+    model = build_model("mgid-lite")
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.05)
+    return model.eval()
+
+
+def _textured(index: int, width: int, height: int) -> np.ndarray:
+    rng = np.random.default_rng(index)
+    base = np.linspace(30, 220, width)[None, :, None] * np.ones((height, 1, 3))
+    base[..., 0] *= 0.7  # some colour, so chroma is not flat
+    return np.clip(base + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8)
+
+
+def _planes(path) -> list[np.ndarray]:
+    with av.open(str(path)) as c:
+        return [f.to_ndarray() for f in c.decode(video=0)]
+
+
+def _planes_engine(model, engine="torch"):
+    return create_engine(model, engine=engine, device="cpu", precision="fp32")
+
+
+def test_pipeline_keeps_chroma_bit_exact_and_changes_luma(tmp_path):
+    src, out = tmp_path / "in.mkv", tmp_path / "out.mkv"
+    write_video(src, frames=5, width=80, height=56, codec="ffv1", frame_fn=_textured)
+    engine = _planes_engine(_rainy_luma_model())
+    summary = derain_video(src, out, engine, PipelineOptions(batch=2, encode=LOSSLESS))
+    assert summary.planes and "YUV-native" in summary.line()
+    a, b = _planes(src), _planes(out)
+    assert len(a) == len(b) == 5
+    h = 56
+    for x, y in zip(a, b, strict=True):
+        assert np.array_equal(x[h:], y[h:]), "chroma changed"
+        assert np.abs(x[:h].astype(int) - y[:h]).mean() > 0.5, "luma unchanged"
+
+
+@pytest.mark.parametrize("full_range", [False, True])
+def test_planes_agree_with_the_rgb_path_where_nothing_clips(full_range):
+    model = _rainy_luma_model(1)
+    engine = _planes_engine(model)
+    rng = np.random.default_rng(3)
+    black, span = (0.0, 255.0) if full_range else (16.0, 219.0)
+    y = rng.integers(int(black) + 40, int(black + span) - 40, (2, 48, 64)).astype(np.uint8)
+    i420 = [np.concatenate([p, np.full((24, 64), 128, np.uint8)]) for p in y]
+    got = np.stack(derain_planes(engine, [f.copy() for f in i420], full_range))[:, :48]
+    grey = np.clip(np.rint((y - black) * 255.0 / span), 0, 255).astype(np.uint8)
+    rgb = derain_frames(engine, np.repeat(grey[..., None], 3, -1))[..., 1].astype(float)
+    inside = (rgb > 0) & (rgb < 255)
+    assert inside.mean() > 0.9
+    assert np.abs(got - y.astype(int)).mean() > 0.5, "the network left Y unchanged"
+    back = black + rgb * span / 255.0
+    assert np.abs(back - got)[inside].max() <= 1.5
+
+
+@pytest.mark.parametrize("name", ["openvino", "onnxruntime"])
+def test_luma_graphs_match_torch(name, tmp_path):
+    model = _rainy_luma_model(2)
+    ref = _planes_engine(model)
+    other = create_engine(model, engine=name, device="cpu", precision="fp32", size=(48, 64),
+                          batch=2, engines_dir=tmp_path)
+    assert other.luma_planes
+    y = np.random.default_rng(4).integers(16, 236, (3, 48, 64)).astype(np.uint8)
+    for full in (False, True):
+        want, got = ref.infer_planes(y, full), other.infer_planes(y, full)
+        assert np.abs(want.astype(int) - got).max() <= 1
+    keys = {p.name.split("_")[3] for p in tmp_path.glob("*.json")}
+    assert {"fp32-luma-tv", "fp32-luma-pc"} <= keys, keys  # one artifact per range
+
+
+@pytest.mark.parametrize(("colorspace", "color_range"), [(6, 1), (1, 1), (6, 2), (1, 2)])
+def test_flat_clips_keep_their_levels(tmp_path, colorspace, color_range):
+    """BT.601 / BT.709, limited / full: an untrained luma network (the identity) through
+    the YUV-native path keeps every level of Y, U and V (exactly: nothing is converted)."""
+    src, out = tmp_path / "in.mkv", tmp_path / "out.mkv"
+
+    def flat(i, w, h):
+        return np.full((h, w, 3), (40 + 50 * i, 120, 200 - 30 * i), np.uint8)
+
+    write_video(src, frames=3, width=64, height=48, codec="ffv1", colorspace=colorspace,
+                color_range=color_range, frame_fn=flat)
+    summary = derain_video(src, out, _planes_engine(build_model("mgid-lite")),
+                           PipelineOptions(encode=LOSSLESS))
+    assert summary.planes
+    for x, y in zip(_planes(src), _planes(out), strict=True):
+        assert np.abs(x.astype(int) - y).max() <= 2
+
+
+def test_odd_size_source_takes_the_rgb_path(tmp_path):
+    src, out = tmp_path / "odd.mkv", tmp_path / "out.mkv"
+    write_video(src, frames=4, width=63, height=47, codec="ffv1", pix_fmt="yuv444p")
+    summary = derain_video(src, out, _planes_engine(_rainy_luma_model()),
+                           PipelineOptions(encode=EncodeOptions(codec="ffv1")))
+    assert not summary.planes and summary.frames == 4
+
+
+def test_frame_size_not_a_multiple_is_padded_and_cropped(tmp_path):
+    src, out = tmp_path / "in.mkv", tmp_path / "out.mkv"
+    write_video(src, frames=3, width=90, height=50, codec="ffv1", frame_fn=_textured)
+    summary = derain_video(src, out, _planes_engine(_rainy_luma_model()),
+                           PipelineOptions(encode=LOSSLESS))
+    assert summary.planes
+    frames = _planes(out)
+    assert len(frames) == 3 and frames[0].shape == (75, 90)
+
+
+def test_rgb_models_and_temporal_stage_keep_the_rgb_path(tmp_path):
+    src = tmp_path / "in.mkv"
+    write_video(src, frames=3, width=64, height=48, codec="ffv1", frame_fn=_textured)
+    rgb_model = _planes_engine(build_model("mgid-rt"))
+    assert not derain_video(src, tmp_path / "a.mkv", rgb_model,
+                            PipelineOptions(encode=LOSSLESS)).planes
+    assert not derain_video(src, tmp_path / "b.mkv", IdentityEngine(),
+                            PipelineOptions(encode=LOSSLESS)).planes
+    off = PipelineOptions(encode=LOSSLESS, planes=False)
+    assert not derain_video(src, tmp_path / "c.mkv", _planes_engine(_rainy_luma_model()),
+                            off).planes
+
+
+def test_oriented_engine_turns_planes_where_rain_leans():
+    model = _rainy_luma_model(5)
+    plain = _planes_engine(model)
+    turned = oriented(plain, None, 30.0)
+    assert turned.luma_planes
+    y = np.random.default_rng(6).integers(16, 236, (1, 64, 96)).astype(np.uint8)
+    a = turned.infer_planes(y, False)
+    b = plain.infer_planes(y, False)
+    assert a.shape == y.shape and a.dtype == np.uint8
+    assert not np.array_equal(a, b), "a fixed 30-degree turn ran unturned"
+    assert np.array_equal(oriented(plain, None, 0.0).infer_planes(y, False), b)
