@@ -10,7 +10,10 @@ For every backend x precision x model x resolution it measures
   beside the same clip's decode+encode alone (the ceiling), with the encoder settings given;
 * **temporal stage** (``temporal`` other than ``off``): one more end-to-end row per mode
   with the stage after the network, and the stage's own ms/frame on the clip and on a
-  still-camera rainy clip of the same size (the still rule's full path: its worst case).
+  still-camera rainy clip of the same size (the still rule's full path: its worst case);
+* **YUV-native** (``io`` ``yuv``, luma networks only): a second row with the frames kept
+  in the decoder's planes, the network on Y alone (model only: the I420 frames as the
+  pipeline hands them over; end to end: the YUV-native path, temporal off).
 
 Combinations a backend cannot run here (e.g. bf16 on a CPU without native bf16) are listed
 with the reason instead of being measured through a fallback.
@@ -36,7 +39,7 @@ from rtderain import util
 from rtderain.bench.clips import real_clip, synthetic_clip
 from rtderain.bench.overhead import plain_pyav
 from rtderain.errors import RTDerainError
-from rtderain.media.batching import derain_frames
+from rtderain.media.batching import derain_frames, derain_planes
 from rtderain.media.writer import EncodeOptions
 
 log = logging.getLogger(__name__)
@@ -58,6 +61,7 @@ class Row:
     e2e_fps: float | None = None
     codec_fps: float | None = None  # decode + encode alone, same clip and encoder settings
     temporal: str = "off"
+    io: str = "rgb"  # rgb: frames through RGB; yuv: the YUV-native path (luma networks)
     stage_ms: float | None = None  # the temporal stage alone, on the clip (moving camera)
     stage_still_ms: float | None = None  # ... and on a still-camera rainy clip
     note: str = ""
@@ -82,10 +86,12 @@ def machine_info() -> dict[str, str]:
 
 
 def time_model(engine, model, height: int, width: int, batch: int, iters: int, warmup: int,
-               budget_s: float) -> tuple[float, float]:
+               budget_s: float, io: str = "rgb") -> tuple[float, float]:
     """(median wall ms, mean process CPU ms) per frame of the engine on a padded batch of
     8-bit frames, called as the video pipeline calls it (:func:`derain_frames`: uint8 in
-    and out, the normalisation included, inside the graph where the engine has one).
+    and out, the normalisation included, inside the graph where the engine has one; ``io``
+    ``yuv``: :func:`derain_planes` on I420 frames of the unpadded size, the padding
+    included, as the YUV-native path calls it).
 
     The build is not timed. CPU time sums every thread of this process: on a CPU shared
     with other jobs it shows the work done, which wall time alone hides.
@@ -95,11 +101,16 @@ def time_model(engine, model, height: int, width: int, batch: int, iters: int, w
     """
     m = model.multiple
     h, w = util.padded_size(height, width, m)
-    x = np.random.default_rng(0).integers(0, 256, (batch, h, w, 3), dtype=np.uint8)
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (batch, h, w, 3), dtype=np.uint8)
+    planes = list(rng.integers(16, 236, (batch, height * 3 // 2, width), dtype=np.uint8))
 
     def call() -> float:
         start = time.perf_counter()
-        derain_frames(engine, x)
+        if io == "yuv":
+            derain_planes(engine, planes, full_range=False)
+        else:
+            derain_frames(engine, x)
         if engine.device.type == "cuda":
             torch.cuda.synchronize(engine.device)
         return time.perf_counter() - start
@@ -151,9 +162,11 @@ def _decoded(path: Path) -> list[np.ndarray]:
 
 
 def measure(row: Row, args: dict, clips: dict, workdir: Path) -> list[Row]:
-    """Measure ``row``: model only, then (end to end on) one copy of it per temporal mode
-    (``args["temporal"]``) with its end-to-end figures. Without an end-to-end run, or
-    when the combination is skipped (the note says why), ``row`` alone."""
+    """Measure ``row``: model only per row kind (``args["io"]``: ``yuv`` for a luma
+    network only), then (end to end on) one copy of each per temporal mode
+    (``args["temporal"]``; ``yuv`` rows: ``off`` alone) with its end-to-end figures.
+    Without an end-to-end run, the model-only rows; when the combination is skipped (the
+    note says why), ``row`` alone."""
     from rtderain.backends import BackendUnavailable, create_engine, get_backend, resolve_device
     from rtderain.backends.registry import thread_settings
     from rtderain.models.checkpoint import load_model
@@ -177,10 +190,14 @@ def measure(row: Row, args: dict, clips: dict, workdir: Path) -> list[Row]:
     if engine.name != row.backend:
         row.note = f"failed, fell back to {engine.selection}"
         return [row]
-    row.model_ms, row.cpu_ms = time_model(engine, model, height, width, row.batch, args["iters"],
-                              args["warmup"], args["budget"])
+    ios = [io for io in args["io"] if io == "rgb" or model.config.luma]
+    base = [replace(row, io=io) for io in ios] or [row]
+    for r in base:
+        r.model_ms, r.cpu_ms = time_model(engine, model, height, width, row.batch,
+                                          args["iters"], args["warmup"], args["budget"], r.io)
     if args["e2e_frames"] <= 0:
-        return [row]
+        return base
+    row = base[0]
     from rtderain.media.transcode import PipelineOptions, derain_video
     from rtderain.temporal import TemporalSettings
 
@@ -197,8 +214,9 @@ def measure(row: Row, args: dict, clips: dict, workdir: Path) -> list[Row]:
         n = plain_pyav(clips[clip_key], out, enc, rgb=False)
         clips[f"codec_{clip_key}"] = n / (time.perf_counter() - start)
     rows, stage_clips = [], None
-    for mode in args["temporal"]:
-        this = replace(row, temporal=mode)
+    runs = [(r, mode) for r in base for mode in (args["temporal"] if r.io == "rgb" else ["off"])]
+    for r, mode in runs:
+        this = replace(r, temporal=mode)
         if mode != "off":
             if stage_clips is None:  # decoded and rendered once for every mode
                 decoded = _decoded(clips[clip_key])
@@ -206,7 +224,11 @@ def measure(row: Row, args: dict, clips: dict, workdir: Path) -> list[Row]:
             this.stage_ms = time_stage(mode, stage_clips[0])
             this.stage_still_ms = time_stage(mode, stage_clips[1])
         summary = derain_video(clips[clip_key], out, engine, PipelineOptions(
-            batch=row.batch, encode=enc, temporal=TemporalSettings(mode), overwrite=True))
+            batch=row.batch, encode=enc, temporal=TemporalSettings(mode), overwrite=True,
+            planes=this.io == "yuv"))
+        if summary.planes != (this.io == "yuv"):
+            raise RuntimeError(f"{this.io} row ran {'planes' if summary.planes else 'rgb'}"
+                               " (a bug)")
         this.e2e_fps = summary.fps
         this.codec_fps = clips[f"codec_{clip_key}"]
         rows.append(this)
@@ -228,15 +250,15 @@ def markdown(rows: list[Row], info: dict[str, str], command: str,
         "rows): the temporal stage alone per frame, on the clip / on a still-camera rainy "
         "clip of the same size.",
         "",
-        "| model | backend | precision | size | batch | temporal | model ms/frame | model fps "
-        "| CPU ms/frame | end-to-end fps | decode+encode fps | stage ms | note |",
-        "|---|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---|",
+        "| model | backend | precision | io | size | batch | temporal | model ms/frame "
+        "| model fps | CPU ms/frame | end-to-end fps | decode+encode fps | stage ms | note |",
+        "|---|---|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
         model_fps = 1000 / r.model_ms if r.model_ms else None
         stage = ("-" if r.stage_ms is None
                  else f"{_num(r.stage_ms)} / {_num(r.stage_still_ms)}")
-        lines.append(f"| {r.model} | {r.backend} | {r.precision} | {r.size} | {r.batch} "
+        lines.append(f"| {r.model} | {r.backend} | {r.precision} | {r.io} | {r.size} | {r.batch} "
                      f"| {r.temporal} | {_num(r.model_ms)} | {_num(model_fps)} "
                      f"| {_num(r.cpu_ms)} | {_num(r.e2e_fps)} | {_num(r.codec_fps)} "
                      f"| {stage} | {r.note} |")
@@ -265,23 +287,34 @@ def temporal_modes(text: str) -> list[str]:
     return modes
 
 
+def io_kinds(text: str) -> list[str]:
+    """Comma-separated row kinds ``rgb`` and ``yuv`` (default both); others are an error."""
+    kinds = _split(text) or ["rgb", "yuv"]
+    for kind in kinds:
+        if kind not in ("rgb", "yuv"):
+            raise RTDerainError(f"unknown io {kind!r}; use rgb, yuv")
+    return kinds
+
+
 def run_speed(backends: str, precisions: str, models: str, sizes: str, batch: int,
               device: str, iters: int, warmup: int, budget: float, e2e_frames: int,
               engines_dir: str | None, torch_compile: bool, fmt: str,
               echo: Callable[[str], None] = log.info, synthetic_clip: bool = False,
               temporal: str = "off", encode: EncodeOptions | None = None,
-              threads: int | None = None) -> str:
+              threads: int | None = None, io: str = "rgb,yuv") -> str:
     """Measure every combination (comma-separated lists); returns the report (``md`` or
     ``json``). ``echo`` gets one progress line per combination. ``temporal``: comma-
     separated temporal modes, one end-to-end row each; ``encode``: the encoder settings
     of the end-to-end runs and their ceiling (default: the pipeline's); ``threads``: the
-    inference threads of OpenVINO and ONNX Runtime (None: theirs)."""
+    inference threads of OpenVINO and ONNX Runtime (None: theirs); ``io``: ``rgb``,
+    ``yuv`` (rows of luma networks only) or both."""
     modes = temporal_modes(temporal)
+    ios = io_kinds(io)
     encode = encode or EncodeOptions()
     args = {"device": device, "iters": iters, "warmup": warmup, "budget": budget,
             "e2e_frames": e2e_frames, "engines_dir": engines_dir,
             "torch_compile": torch_compile, "synthetic_clip": synthetic_clip,
-            "temporal": modes, "encode": encode, "threads": threads}
+            "temporal": modes, "encode": encode, "threads": threads, "io": ios}
     info = machine_info()
     info["clip"] = "synthetic" if synthetic_clip else "real scenery with rain (samples/)"
     rows: list[Row] = []
@@ -299,13 +332,14 @@ def run_speed(backends: str, precisions: str, models: str, sizes: str, batch: in
                            else "no end-to-end run")
                     line = (f"{row.model_ms:.1f} ms/frame ({row.cpu_ms or 0:.0f} CPU ms), "
                             f"{e2e}" + (f" ({row.note})" if row.note else ""))
-                echo(f"  {model} {backend} {precision} {size} temporal {row.temporal}: {line}")
+                echo(f"  {model} {backend} {precision} {row.io} {size} temporal "
+                     f"{row.temporal}: {line}")
                 rows.append(row)
     encoder = f"libx264 crf {encode.crf} preset {encode.preset}" + "".join(
         f" {k} {v}" for k, v in encode.options.items())
     command = (f"rtderain bench speed --backends {backends} --precisions {precisions} "
                f"--models {models} --sizes {sizes} --batch {batch} --device {device} "
-               f"--e2e-frames {e2e_frames} --temporal {','.join(modes)} "
+               f"--e2e-frames {e2e_frames} --temporal {','.join(modes)} --io {','.join(ios)} "
                f"--preset {encode.preset} --crf {encode.crf}"
                + (f" --threads {threads}" if threads else "")
                + (f" --encode-threads {encode.options['threads']}"

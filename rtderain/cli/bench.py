@@ -187,11 +187,14 @@ def quality(
               help="Inference threads (OpenVINO, ONNX Runtime, torch; default: theirs).")
 @click.option("--encode-threads", type=click.IntRange(min=1), default=None,
               help="libx264 threads of the end-to-end runs (default: x264's, all cores).")
+@click.option("--io", "io", default="rgb,yuv", show_default=True,
+              help="Row kinds: rgb (frames through RGB) and yuv (the YUV-native path: luma "
+                   "networks such as mgid-lite only).")
 def speed(backends: str, precisions: str, models: str, sizes: str, batch: int, device: str,
           iters: int, warmup: int, budget: float, e2e_frames: int, engines_dir: str | None,
           torch_compile: bool, fmt: str, output: str | None, synthetic_clip: bool,
           temporal: str, preset: str, crf: int, threads: int | None,
-          encode_threads: int | None) -> None:
+          encode_threads: int | None, io: str) -> None:
     """Engine speed: model-only ms/frame and end-to-end fps per combination.
 
     \b
@@ -200,8 +203,9 @@ def speed(backends: str, precisions: str, models: str, sizes: str, batch: int, d
       rtderain bench speed --models mgid --sizes 1000x1000 --e2e-frames 0
       rtderain bench speed --backends openvino --sizes 640x360 --format json -o speed.json
       rtderain bench speed --models mgid-rt --sizes 1280x720 --temporal off,causal
+      rtderain bench speed --models mgid-lite --precisions bf16,int8 --preset superfast
     """
-    from rtderain.bench.speed import run_speed, temporal_modes
+    from rtderain.bench.speed import io_kinds, run_speed, temporal_modes
     from rtderain.media.writer import EncodeOptions
 
     if threads:
@@ -216,10 +220,14 @@ def speed(backends: str, precisions: str, models: str, sizes: str, batch: int, d
         temporal_modes(temporal)  # fail early on a bad mode
     except RTDerainError as exc:
         raise click.BadParameter(str(exc), param_hint="--temporal") from None
+    try:
+        io_kinds(io)
+    except RTDerainError as exc:
+        raise click.BadParameter(str(exc), param_hint="--io") from None
     text = run_speed(backends, precisions, models, sizes, batch, device, iters, warmup, budget,
                      e2e_frames, engines_dir, torch_compile, fmt,
                      echo=lambda line: click.echo(line, err=True), synthetic_clip=synthetic_clip,
-                     temporal=temporal, threads=threads,
+                     temporal=temporal, threads=threads, io=io,
                      encode=EncodeOptions(crf=crf, preset=preset, options=(
                          {"threads": str(encode_threads)} if encode_threads else {})))
     click.echo(text, nl=False)

@@ -127,3 +127,34 @@ def test_calibration_frames_are_rendered_rain_over_the_shipped_scenes():
     assert all(r.astype(int).mean() > c.astype(int).mean() for r, c in pairs)
     again, _ = int8_module.rendered_pairs(scenes, 4, seed=0)
     assert all(np.array_equal(a, b) for a, b in zip(rainy, again, strict=True)), "not reproducible"
+
+
+@pytest.fixture(scope="module")
+def shipped_luma(shipped):
+    return load_model("mgid-lite", require_weights=True)
+
+
+def test_int8_luma_planes_parity_with_fp32(shipped_luma, tmp_path):
+    """The YUV-native graph of mgid-lite, quantised: the de-rained Y planes of real-like
+    rainy frames within 38 dB of fp32's (the planes a decoder gives for them)."""
+    planes = int8_module.to_graph_input(_frames(), "luma-tv")
+    fp32 = create_engine(shipped_luma, "openvino", "cpu", "fp32", size=SIZE, engines_dir=tmp_path)
+    int8 = create_engine(shipped_luma, "openvino", "cpu", "int8", size=SIZE, engines_dir=tmp_path)
+    assert int8.selection.startswith("openvino int8"), int8.selection
+    assert "luma-tv" in int8.description, int8.description
+    expected = fp32.infer_planes(planes, False)
+    got = int8.infer_planes(planes, False)
+    rain = int8_module._parity_db(expected, planes, "luma-tv")
+    assert rain < 60, "the network left the planes unchanged"
+    assert not np.array_equal(got, expected), "int8 ran the float graph"
+    assert int8_module._parity_db(got, expected, "luma-tv") >= 38.0
+
+
+def test_int8_key_differs_per_graph_interface(shipped_luma, tmp_path):
+    from rtderain.backends.cache import EngineCache
+    from rtderain.backends.registry import CachedEngine
+
+    engine = CachedEngine(get_backend("openvino"), shipped_luma, CPU, "int8", 1,
+                          EngineCache(tmp_path))
+    digests = {io: engine.key(*SIZE, io).digest for io in ("u8", "luma-tv", "luma-pc")}
+    assert len(set(digests.values())) == 3, digests

@@ -50,7 +50,7 @@ def test_speed_markdown_table(tmp_path):
             "--engines-dir", str(tmp_path)]
     result = CliRunner().invoke(speed, args)
     assert result.exit_code == 0, result.output
-    assert "| mgid-rt | torch | fp32 | 32x32 | 1 |" in result.output
+    assert "| mgid-rt | torch | fp32 | rgb | 32x32 | 1 |" in result.output
     assert "decode+encode fps" in result.output
     assert "Machine: cpu" in result.output and "Command: `rtderain bench speed" in result.output
 
@@ -105,3 +105,23 @@ def test_speed_keeps_model_only_and_skipped_rows_whatever_the_temporal_modes(tmp
     assert set(rows) == {"fp32", "fp16"}
     assert rows["fp32"]["model_ms"] > 0 and rows["fp32"]["e2e_fps"] is None
     assert rows["fp16"]["note"].startswith("unavailable:")
+
+
+def test_speed_yuv_rows_for_luma_networks_only(tmp_path):
+    """mgid-lite gets an rgb and a yuv (YUV-native) row, each end to end beside the same
+    ceiling, and the yuv run takes the planes path (the bench checks it ran); an RGB
+    network gets its rgb row alone."""
+    args = ["--backends", "openvino", "--precisions", "fp32", "--models", "mgid-lite,mgid-rt",
+            "--sizes", "96x64", "--iters", "1", "--warmup", "0", "--e2e-frames", "8",
+            "--engines-dir", str(tmp_path / "eng"), "--format", "json",
+            "-o", str(tmp_path / "speed.json")]
+    result = CliRunner().invoke(speed, args)
+    assert result.exit_code == 0, result.output
+    rows = [(r["model"], r["io"]) for r in json.loads((tmp_path / "speed.json").read_text())[
+        "rows"]]
+    assert rows == [("mgid-lite", "rgb"), ("mgid-lite", "yuv"), ("mgid-rt", "rgb")]
+    data = json.loads((tmp_path / "speed.json").read_text())["rows"]
+    assert all(r["model_ms"] > 0 and r["e2e_fps"] > 0 for r in data)
+    assert data[0]["codec_fps"] == data[1]["codec_fps"]
+    bad = CliRunner().invoke(speed, ["--io", "rgb,nv12", "--sizes", "32x32"])
+    assert bad.exit_code != 0 and "nv12" in bad.output
