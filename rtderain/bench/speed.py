@@ -168,6 +168,7 @@ def measure(row: Row, args: dict, clips: dict, workdir: Path) -> list[Row]:
     Without an end-to-end run, the model-only rows; when the combination is skipped (the
     note says why), ``row`` alone."""
     from rtderain.backends import BackendUnavailable, create_engine, get_backend, resolve_device
+    from rtderain.backends.base import BuildRejected, EngineBuildError
     from rtderain.backends.registry import thread_settings
     from rtderain.models.checkpoint import load_model
 
@@ -184,9 +185,16 @@ def measure(row: Row, args: dict, clips: dict, workdir: Path) -> list[Row]:
 
         settings["torch"] = TorchSettings(compile=True)
         row.note = "torch.compile"
-    engine = create_engine(model, row.backend, args["device"], row.precision,
-                           size=(height, width), batch=row.batch,
-                           engines_dir=args["engines_dir"], settings=settings or None)
+    try:
+        engine = create_engine(model, row.backend, args["device"], row.precision,
+                               size=(height, width), batch=row.batch,
+                               engines_dir=args["engines_dir"], settings=settings or None)
+    except RTDerainError as exc:  # a build that failed or was refused (an int8 graph over
+        cause = exc.__cause__     # its quality bound): a row that says so, not the end
+        if not isinstance(cause, EngineBuildError):
+            raise
+        row.note = f"{'rejected' if isinstance(cause, BuildRejected) else 'failed'}: {cause}"
+        return [row]
     if engine.name != row.backend:
         row.note = f"failed, fell back to {engine.selection}"
         return [row]

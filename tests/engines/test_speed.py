@@ -125,3 +125,28 @@ def test_speed_yuv_rows_for_luma_networks_only(tmp_path):
     assert data[0]["codec_fps"] == data[1]["codec_fps"]
     bad = CliRunner().invoke(speed, ["--io", "rgb,nv12", "--sizes", "32x32"])
     assert bad.exit_code != 0 and "nv12" in bad.output
+
+
+def test_speed_lists_a_refused_build_as_a_row(tmp_path, monkeypatch):
+    """An engine the build refuses (an int8 graph over its quality bound) is a row with
+    the reason; the other combinations are still measured."""
+    import rtderain.backends as backends
+    from rtderain.backends.int8 import Int8Rejected
+    from rtderain.errors import RTDerainError
+
+    real = backends.create_engine
+
+    def create(model, engine, device, precision, **kw):
+        if precision == "bf16":
+            raise RTDerainError("--engine torch cannot run") from Int8Rejected("over the bound")
+        return real(model, engine, device, precision, **kw)
+
+    monkeypatch.setattr(backends, "create_engine", create)
+    args = ["--backends", "torch", "--precisions", "bf16,fp32", "--models", "mgid-rt",
+            "--sizes", "32x32", "--iters", "1", "--warmup", "0", "--e2e-frames", "0",
+            "--engines-dir", str(tmp_path), "--format", "json", "-o", str(tmp_path / "s.json")]
+    result = CliRunner().invoke(speed, args)
+    assert result.exit_code == 0, result.output
+    rows = {r["precision"]: r for r in json.loads((tmp_path / "s.json").read_text())["rows"]}
+    assert rows["bf16"]["note"] == "rejected: over the bound" and rows["bf16"]["model_ms"] is None
+    assert rows["fp32"]["model_ms"] > 0
