@@ -49,8 +49,9 @@ class Derainer:
     """De-rain with one loaded network.
 
     Args:
-        model: registered model name: ``mgid`` (the paper model, the default) or
-            ``mgid-rt`` (real time); see :func:`list_models`.
+        model: registered model name: ``mgid`` (the paper model, the default),
+            ``mgid-rt`` (real time) or ``mgid-lite`` (luma, real time at 1080p; video
+            runs in the decoder's planes, ``docs/realtime.md``); see :func:`list_models`.
         weights: a checkpoint file instead of the model's shipped weights (the file names
             its architecture; when ``model`` is given too, they must match).
         engine: ``auto`` (fastest available for the device) or a backend name from

@@ -24,7 +24,8 @@ log = logging.getLogger(__name__)
               help="A list of inputs: text (one path a line), CSV or JSONL with `input`, "
               "optional `output` (relative to --out-dir) and per-file codec, crf, preset, "
               "pix_fmt. Relative inputs are relative to the manifest's folder.")
-@click.option("-m", "--model", default=None, help="mgid (paper, default) or mgid-rt.")
+@click.option("-m", "--model", default=None,
+              help="mgid (paper, default), mgid-rt or mgid-lite (real time).")
 @click.option("-w", "--weights", type=click.Path(dir_okay=False), default=None,
               help="Checkpoint file instead of the shipped weights.")
 @click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False), default=None,

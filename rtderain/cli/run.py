@@ -25,7 +25,9 @@ log = logging.getLogger(__name__)
     help="Output folder for several inputs (same names).",
 )
 @click.option(
-    "-m", "--model", default=None, help="Model: mgid (paper, default) or mgid-rt (real time)."
+    "-m", "--model", default=None,
+    help="Model: mgid (paper, default), mgid-rt or mgid-lite (real time; 1080p: "
+    "-c configs/realtime.yaml)."
 )
 @click.option(
     "-w",

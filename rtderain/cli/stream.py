@@ -90,7 +90,7 @@ def _load_config(ctx: click.Context, _param: click.Parameter, path: str | None) 
               help="YAML file with a `stream:` section (option names as keys) or a `run:` "
                    "section (model, engine, device, precision, encode); options override it.")
 @click.option("-m", "--model", default="mgid-rt", show_default=True,
-              help="Model: mgid-rt (real time) or mgid (paper).")
+              help="Model: mgid-rt (real time), mgid-lite (faster, luma) or mgid (paper).")
 @click.option("-w", "--weights", type=click.Path(dir_okay=False), default=None,
               help="Checkpoint file instead of the shipped weights.")
 @click.option("--engine", default="auto", show_default=True,
