@@ -26,7 +26,7 @@ from rtderain.live.queues import Closed, LatestQueue
 from rtderain.live.sinks import OutputFrame, Sink, SinkWorker
 from rtderain.live.sources import LiveFrame, SourceReader
 from rtderain.live.stats import LiveStats, StatsSnapshot
-from rtderain.media.batching import derain_frames
+from rtderain.media.batching import derain_frames, derain_planes
 from rtderain.temporal import TemporalSettings, TemporalStage
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,9 @@ class LiveOptions:
         temporal: the temporal stage, causal (past frames only: it never waits for a
             future frame) or None/``off``. A size change or a scene cut (e.g. a camera
             that comes back pointing elsewhere) resets it.
+        planes: the YUV-native path where it applies (a luma network such as
+            ``mgid-lite``, no temporal stage, 8-bit 4:2:0 frames of even size): Y is
+            de-rained in the decoder's planes and a recording takes them as they are.
     """
 
     source: SourceOptions = field(default_factory=SourceOptions)
@@ -57,6 +60,7 @@ class LiveOptions:
     max_frames: int | None = None
     stats_interval: float = 5.0
     temporal: TemporalSettings | None = None
+    planes: bool = True
 
     def __post_init__(self) -> None:
         if self.temporal is not None and self.temporal.mode == "window":
@@ -192,20 +196,28 @@ def run_live(
                 stats.on_stale()
                 continue
             t0 = time.monotonic()
-            shape = frame.rgb.shape[:2]
+            shape = frame.size
             if shape not in engines:
                 if engines:
                     log.info("live: frame size now %dx%d", shape[1], shape[0])
                 engines[shape] = engine if engine_for is None or not engines else engine_for(
                     *shape)
-            derained = derain_frame(engines[shape], frame.rgb)
-            if stage is not None:
-                [(derained, _)] = stage.push(frame.rgb, derained)  # causal: its own frame
+            # YUV-native (a luma network, no temporal stage, a 4:2:0 frame): Y alone is
+            # de-rained in the decoder's planes, RGB is made only for a sink that needs it.
+            planes = (frame.planes() if options.planes and stage is None
+                      and getattr(engines[shape], "luma_planes", False) else None)
+            if planes is not None:
+                derain_planes(engines[shape], [planes], frame.colour.color_range == 2)
+                derained, layout = planes, "i420"
+            else:
+                derained, layout = derain_frame(engines[shape], frame.rgb), "rgb"
+                if stage is not None:
+                    [(derained, _)] = stage.push(frame.rgb, derained)  # causal: its own frame
             t_out = time.monotonic()
             guard.record(t_out - t0)
             stats.queue_dropped = queue.dropped
             stats.on_output(frame.t_capture, t_out)
-            item = OutputFrame(frame, derained, t_out)
+            item = OutputFrame(frame, derained, t_out, layout)
             for worker in workers:
                 worker.submit(item)
             if options.max_frames is not None and stats.processed >= options.max_frames:

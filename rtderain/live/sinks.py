@@ -9,6 +9,7 @@ which then drops at the source queue instead). Every sink is closed in the worke
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -24,7 +25,7 @@ import numpy as np
 from rtderain.errors import MediaError, RTDerainError
 from rtderain.live.queues import Closed, LatestQueue
 from rtderain.live.sources import LiveFrame
-from rtderain.media.colour import ColourInfo, rgb_to_frame
+from rtderain.media.colour import ColourInfo, frame_to_rgb, planes_to_frame, rgb_to_frame
 from rtderain.media.writer import EncodeOptions, VideoWriter
 from rtderain.util import redact_url
 
@@ -37,13 +38,25 @@ class OutputFrame:
 
     Attributes:
         source: the captured frame (``rgb`` is the raw input, pts/time_base its timestamp).
-        derained: (H, W, 3) uint8 RGB, same size as ``source.rgb``.
+        pixels: the de-rained frame in ``layout``: ``rgb``, (H, W, 3) uint8 RGB, or
+            ``i420``, the decoder's 4:2:0 planes (3H/2, W) uint8 (the YUV-native path of a
+            luma network: :func:`rtderain.media.batching.derain_planes`).
         t_output: ``time.monotonic()`` when the de-rained frame was ready.
     """
 
     source: LiveFrame
-    derained: np.ndarray
+    pixels: np.ndarray
     t_output: float
+    layout: str = "rgb"
+
+    @functools.cached_property
+    def derained(self) -> np.ndarray:
+        """(H, W, 3) uint8 RGB, same size as ``source.rgb`` (converted once, on first use,
+        by the first sink that needs RGB: a recording takes the planes as they are)."""
+        if self.layout == "rgb":
+            return self.pixels
+        colour = self.source.colour
+        return frame_to_rgb(planes_to_frame(self.pixels, colour), colour)
 
 
 class Sink(Protocol):
@@ -135,7 +148,7 @@ class RecordingSink:
     def write(self, item: OutputFrame) -> None:
         src = item.source
         if self.writer is None:
-            h, w = item.derained.shape[:2]
+            h, w = src.size
             self.writer = VideoWriter(
                 self.path, width=w, height=h, time_base=src.time_base, frame_rate=None,
                 colour=src.colour, options=self.options, overwrite=self.overwrite,
@@ -143,7 +156,7 @@ class RecordingSink:
             log.info("recording %dx%d to %s", w, h, self.path)
         pts = round(src.pts * src.time_base / self.writer.time_base)
         try:
-            self.writer.write(item.derained, pts)
+            self.writer.write(item.pixels, pts, item.layout)
         except (MediaError, OSError) as exc:
             self._keep_partial(exc)
 

@@ -36,6 +36,7 @@ from rtderain.live.capture import (
 from rtderain.live.queues import LatestQueue
 from rtderain.live.stats import LiveStats
 from rtderain.media.colour import ColourInfo
+from rtderain.media.reader import PLANAR
 from rtderain.util import redact_url
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,22 @@ class LiveFrame:
     def rgb(self) -> np.ndarray:
         """(H, W, 3) uint8 RGB, C-contiguous (converted once, on first use)."""
         return self.convert(self.raw, self.colour)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(H, W), without converting the frame."""
+        if isinstance(self.raw, av.VideoFrame):
+            return (self.raw.height, self.raw.width)
+        return tuple(self.raw.shape[:2])  # type: ignore[return-value]
+
+    def planes(self) -> np.ndarray | None:
+        """The decoder's 8-bit 4:2:0 planes as one I420 array (3H/2, W) uint8 (a copy), or
+        None for any other frame (another format, an odd size, an OpenCV BGR array)."""
+        raw = self.raw
+        if (isinstance(raw, av.VideoFrame) and raw.format.name in PLANAR
+                and not raw.width % 2 and not raw.height % 2):
+            return raw.to_ndarray()
+        return None
 
 
 class Stamper:

@@ -24,7 +24,7 @@ def _item(i: int) -> OutputFrame:
     rgb = np.full((48, 64, 3), 20 * i, np.uint8)
     src = LiveFrame(raw=rgb, convert=lambda raw, colour: raw, pts=i, time_base=Fraction(1, 25),
                     t_capture=0.0, index=i, session=0, colour=COLOUR)
-    return OutputFrame(source=src, derained=rgb, t_output=0.0)
+    return OutputFrame(source=src, pixels=rgb, t_output=0.0)
 
 
 def _disk_full_after(monkeypatch, n: int) -> None:

@@ -158,3 +158,27 @@ def test_oriented_engine_turns_planes_where_rain_leans():
     assert a.shape == y.shape and a.dtype == np.uint8
     assert not np.array_equal(a, b), "a fixed 30-degree turn ran unturned"
     assert np.array_equal(oriented(plain, None, 0.0).infer_planes(y, False), b)
+
+
+@pytest.mark.parametrize("temporal", ["off", "causal"])
+def test_live_recording_of_a_luma_network_keeps_the_planes(tmp_path, temporal):
+    """``stream --record`` with mgid-lite and no temporal stage: Y de-rained in the planes,
+    the recording takes them as they are (chroma bit-exact through a lossless codec); with
+    the causal stage (RGB) the path is the RGB one and chroma is rounded through RGB."""
+    from rtderain.live.session import LiveOptions, run_live
+    from rtderain.live.sinks import RecordingSink
+    from rtderain.temporal import TemporalSettings
+
+    src, rec = tmp_path / "in.mkv", tmp_path / "rec.mkv"
+    write_video(src, frames=6, width=80, height=56, codec="ffv1", frame_fn=_textured)
+    sink = RecordingSink(rec, EncodeOptions(codec="ffv1", pix_fmt="yuv420p", crf=None,
+                                            preset=None))
+    options = LiveOptions(temporal=TemporalSettings(temporal))
+    summary = run_live(str(src), _planes_engine(_rainy_luma_model()), [sink], options)
+    assert summary.processed == 6
+    a, b = _planes(src), _planes(rec)
+    assert len(b) == 6
+    same_chroma = all(np.array_equal(x[56:], y[56:]) for x, y in zip(a, b, strict=True))
+    assert same_chroma == (temporal == "off")
+    assert all(np.abs(x[:56].astype(int) - y[:56]).mean() > 0.5 for x, y in zip(a, b,
+                                                                                  strict=True))
