@@ -35,7 +35,8 @@ class Method(Protocol):
 
 
 class NetworkMethod:
-    """A registered network (``mgid``, ``mgid-rt``) run by an inference engine, frame by frame.
+    """A registered network (``mgid``, ``mgid-rt``, ``mgid-lite``) run by an inference engine,
+    frame by frame.
 
     Args:
         model: registered model name.
@@ -158,6 +159,8 @@ METHODS: dict[str, MethodInfo] = {
             "mgid", "network", "memory-guided de-raining network (paper model)", _network("mgid")
         ),
         MethodInfo("mgid-rt", "network", "real-time variant of mgid", _network("mgid-rt")),
+        MethodInfo("mgid-lite", "network", "luma variant of mgid (real time at 1080p)",
+                   _network("mgid-lite")),
         MethodInfo("identity", "reference", "the rainy input, unchanged", _identity),
         MethodInfo("temporal-median", "video", "per-pixel median of 5 frames", _median),
         MethodInfo("garg-nayar", "video", "Garg & Nayar 2004 photometric detection", _garg),
