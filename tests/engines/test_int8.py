@@ -134,18 +134,26 @@ def shipped_luma(shipped):
     return load_model("mgid-lite", require_weights=True)
 
 
-def test_int8_luma_planes_parity_with_fp32(shipped_luma, tmp_path):
-    """The YUV-native graph of mgid-lite, quantised: the de-rained Y planes of real-like
-    rainy frames within 38 dB of fp32's (the planes a decoder gives for them)."""
+def test_int8_luma_planes_are_held_to_the_parity_bound(shipped_luma, tmp_path):
+    """The YUV-native graph of mgid-lite, quantised, on the Y planes a decoder gives for
+    real-like rainy frames: either built, and then within 38 dB of fp32's planes as this
+    test measures them, or refused with the measured reason (never used outside its
+    bound). A luma graph's error is all in Y, where an RGB graph's Y averages three
+    channels' errors, so it passes the same bound at fewer sizes (docs/realtime.md)."""
     planes = int8_module.to_graph_input(_frames(), "luma-tv")
     fp32 = create_engine(shipped_luma, "openvino", "cpu", "fp32", size=SIZE, engines_dir=tmp_path)
-    int8 = create_engine(shipped_luma, "openvino", "cpu", "int8", size=SIZE, engines_dir=tmp_path)
-    assert int8.selection.startswith("openvino int8"), int8.selection
-    assert "luma-tv" in int8.description, int8.description
     expected = fp32.infer_planes(planes, False)
+    assert int8_module._parity_db(expected, planes, "luma-tv") < 60, "no rain removed"
+    try:
+        int8 = create_engine(shipped_luma, "openvino", "cpu", "int8", size=SIZE,
+                             engines_dir=tmp_path)
+    except RTDerainError as exc:
+        assert isinstance(exc.__cause__, int8_module.Int8Rejected), exc
+        assert "parity" in str(exc), exc
+        assert list(tmp_path.glob("*int8-luma-tv*.rejected.json")), "verdict not kept"
+        return
+    assert "luma-tv" in int8.description, int8.description
     got = int8.infer_planes(planes, False)
-    rain = int8_module._parity_db(expected, planes, "luma-tv")
-    assert rain < 60, "the network left the planes unchanged"
     assert not np.array_equal(got, expected), "int8 ran the float graph"
     assert int8_module._parity_db(got, expected, "luma-tv") >= 38.0
 
