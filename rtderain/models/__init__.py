@@ -18,10 +18,10 @@ MODELS: dict[str, ModelConfig] = {
     "mgid": ModelConfig(name="mgid", channels=64, space_to_depth=1),
     # Real-time variant: 16 channels on a 2x space-to-depth input, pixel-shuffle rain output.
     "mgid-rt": ModelConfig(name="mgid-rt", channels=16, space_to_depth=2),
-    # 1080p real-time variant: luma in, grey rain out, 32 channels on a 4x space-to-depth
+    # 1080p real-time variant: luma in, grey rain out, 16 channels on a 4x space-to-depth
     # input, two pooling levels (the bottleneck at 1/16 scale, as mgid-rt's). It can run on
     # a decoder's Y plane, never converting to RGB (docs/realtime.md).
-    "mgid-lite": ModelConfig(name="mgid-lite", channels=32, space_to_depth=4, levels=2, luma=True),
+    "mgid-lite": ModelConfig(name="mgid-lite", channels=16, space_to_depth=4, levels=2, luma=True),
 }
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
