@@ -182,3 +182,22 @@ def test_live_recording_of_a_luma_network_keeps_the_planes(tmp_path, temporal):
     assert same_chroma == (temporal == "off")
     assert all(np.abs(x[:56].astype(int) - y[:56]).mean() > 0.5 for x, y in zip(a, b,
                                                                                   strict=True))
+
+
+def test_planar_batch_for_an_engine_without_luma_graphs_goes_through_rgb():
+    """A frame size whose engine cannot take planes (tiles, say) keeps its I420 layout
+    through an RGB round trip: the identity keeps the picture within rounding."""
+    from types import SimpleNamespace
+
+    from rtderain.media.colour import ColourInfo
+    from rtderain.media.reader import DecodedFrame
+    from rtderain.media.transcode import _submit
+
+    rng = np.random.default_rng(8)
+    y = rng.integers(40, 200, (48, 64), np.uint8)
+    uv = np.full((24, 64), 128, np.uint8)
+    frame = DecodedFrame(0, np.concatenate([y, uv]), 0, "i420")
+    reader = SimpleNamespace(colour=ColourInfo(colorspace=1, color_range=1))
+    (out,) = _submit(IdentityEngine(), [frame], reader)()
+    assert out.shape == (72, 64) and out.dtype == np.uint8
+    assert np.abs(out.astype(int) - frame.pixels).max() <= 2
