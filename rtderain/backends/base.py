@@ -83,7 +83,10 @@ def luma_io(full_range: bool) -> str:
 class PlaneEngine(Engine, Protocol):
     """An engine of a luma network that also takes a decoder's Y planes directly
     (:class:`rtderain.models.export.LumaGraph`): a YUV frame is de-rained without leaving
-    YUV, its chroma untouched."""
+    YUV, its chroma untouched. ``luma_planes`` says whether this engine can (its network
+    is a luma one and it builds luma graphs); :func:`takes_planes` is the check."""
+
+    luma_planes: bool
 
     def infer_planes(self, planes: np.ndarray, full_range: bool) -> np.ndarray:
         """De-rain a batch of 8-bit Y planes.
@@ -95,6 +98,11 @@ class PlaneEngine(Engine, Protocol):
             (N, H, W) uint8: the Y planes minus the rain, rounded and clipped.
         """
         ...
+
+
+def takes_planes(engine: Engine) -> bool:
+    """Whether ``engine`` de-rains Y planes (:class:`PlaneEngine` with ``luma_planes``)."""
+    return bool(getattr(engine, "luma_planes", False))
 
 
 class IdentityEngine:

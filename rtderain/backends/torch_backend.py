@@ -105,7 +105,6 @@ class TorchEngine:
             out = self._run(x.to(self.dtype))
         return out.float()
 
-
     @torch.inference_mode()
     def infer_planes(self, planes: np.ndarray, full_range: bool) -> np.ndarray:
         """(N, H, W) uint8 Y planes of a luma network -> same (LumaGraph, eager)."""

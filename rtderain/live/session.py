@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rtderain.backends.base import Engine
+from rtderain.backends.base import Engine, takes_planes
 from rtderain.errors import RTDerainError
 from rtderain.live.capture import SourceOptions
 from rtderain.live.queues import Closed, LatestQueue
@@ -205,7 +205,7 @@ def run_live(
             # YUV-native (a luma network, no temporal stage, a 4:2:0 frame): Y alone is
             # de-rained in the decoder's planes, RGB is made only for a sink that needs it.
             planes = (frame.planes() if options.planes and stage is None
-                      and getattr(engines[shape], "luma_planes", False) else None)
+                      and takes_planes(engines[shape]) else None)
             if planes is not None:
                 derain_planes(engines[shape], [planes], frame.colour.color_range == 2)
                 derained, layout = planes, "i420"

@@ -36,7 +36,7 @@ from rtderain.live.capture import (
 from rtderain.live.queues import LatestQueue
 from rtderain.live.stats import LiveStats
 from rtderain.media.colour import ColourInfo
-from rtderain.media.reader import PLANAR
+from rtderain.media.reader import i420_planes
 from rtderain.util import redact_url
 
 log = logging.getLogger(__name__)
@@ -88,11 +88,7 @@ class LiveFrame:
     def planes(self) -> np.ndarray | None:
         """The decoder's 8-bit 4:2:0 planes as one I420 array (3H/2, W) uint8 (a copy), or
         None for any other frame (another format, an odd size, an OpenCV BGR array)."""
-        raw = self.raw
-        if (isinstance(raw, av.VideoFrame) and raw.format.name in PLANAR
-                and not raw.width % 2 and not raw.height % 2):
-            return raw.to_ndarray()
-        return None
+        return i420_planes(self.raw)
 
 
 class Stamper:

@@ -198,7 +198,9 @@ class OrientedEngine:
         self.every, self._since = max(1, every), 0
         self.name, self.device, self.multiple = plain.name, plain.device, plain.multiple
         self.selection = getattr(plain, "selection", "")
-        self.luma_planes = getattr(plain, "luma_planes", False)  # infer_planes
+        from rtderain.backends.base import takes_planes
+
+        self.luma_planes = takes_planes(plain)  # infer_planes
         self.description = f"{plain.description}, streaks turned vertical ({orient})"
         self._canvas: dict[tuple[int, int], Engine] = {}
         self.last: Streaks | None = None  # the latest estimate (for logs and tests)
@@ -236,8 +238,11 @@ class OrientedEngine:
             result[i] = frames[i] - cv2.warpAffine(rain, back, (w, h), flags=cv2.INTER_LINEAR)
         return result
 
-    def _turned_frames(self, frames: np.ndarray, angle: float) -> np.ndarray:
-        out = self._rain_back(frames, angle, _frames)
+    def _turned_frames(self, frames: np.ndarray, angle: float,
+                       run: Callable[[Engine, np.ndarray], np.ndarray] | None = None,
+                       ) -> np.ndarray:
+        """uint8 ``frames`` (or Y planes, with ``run`` for them) turned, de-rained, back."""
+        out = self._rain_back(frames, angle, run or _frames)
         return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
     def infer_frames(self, frames: np.ndarray) -> np.ndarray:
@@ -257,7 +262,7 @@ class OrientedEngine:
         def run(engine: Engine, turned: np.ndarray) -> np.ndarray:
             return engine.infer_planes(np.ascontiguousarray(turned), full_range)  # type: ignore[attr-defined]
 
-        return np.clip(np.rint(self._rain_back(planes, angle, run)), 0, 255).astype(np.uint8)
+        return self._turned_frames(planes, angle, run)
 
     def infer(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) float32 [-1, 1] -> same (turned on the CPU where it turns)."""

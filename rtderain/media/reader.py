@@ -160,10 +160,9 @@ class VideoReader:
         self._report_truncation(index, end, step)
 
     def _frame(self, index: int, frame: av.VideoFrame, pts: int) -> DecodedFrame:
-        if self.planes and frame.format.name in PLANAR and not frame.width % 2 and not (
-            frame.height % 2
-        ):
-            return DecodedFrame(index, frame.to_ndarray(), pts, "i420")
+        planes = i420_planes(frame) if self.planes else None
+        if planes is not None:
+            return DecodedFrame(index, planes, pts, "i420")
         assert self.colour is not None
         return DecodedFrame(index, frame_to_rgb(frame, self.colour), pts)
 
@@ -277,6 +276,16 @@ class VideoReader:
 
     def close(self) -> None:
         self.container.close()
+
+
+def i420_planes(frame: Any) -> np.ndarray | None:
+    """An 8-bit 4:2:0 ``av.VideoFrame`` of even size as its planes, one I420 array
+    (3H/2, W) uint8 (a copy); None for any other frame (another format, an odd size, or
+    not a PyAV frame, e.g. an OpenCV BGR array)."""
+    if (isinstance(frame, av.VideoFrame) and frame.format.name in PLANAR
+            and not frame.width % 2 and not frame.height % 2):
+        return frame.to_ndarray()
+    return None
 
 
 def planar_source(reader: VideoReader) -> bool:

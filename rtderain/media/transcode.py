@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rtderain.backends.base import Engine
+from rtderain.backends.base import Engine, takes_planes
 from rtderain.errors import MediaError
 from rtderain.media.batching import derain_frames, derain_planes, submit_frames
 from rtderain.media.colour import frame_to_rgb, planes_to_frame, rgb_to_frame
@@ -298,7 +298,7 @@ def derain_video(
 def _planar(reader: VideoReader, engine: Engine, options: PipelineOptions) -> bool:
     """Whether the YUV-native path applies (see :attr:`PipelineOptions.planes`)."""
     return (
-        getattr(engine, "luma_planes", False)
+        takes_planes(engine)
         and planar_source(reader)
         and (options.temporal is None or options.temporal.mode == "off")
         and options.encode.pix_fmt in (None, "", "yuv420p")
@@ -314,7 +314,7 @@ def _submit(engine: Engine, batch: list[DecodedFrame], reader: VideoReader) -> C
         return submit_frames(engine, pixels)
     assert reader.colour is not None
     colour = reader.colour
-    if getattr(engine, "luma_planes", False):
+    if takes_planes(engine):
         out = derain_planes(engine, pixels, full_range=colour.color_range == 2)
         return lambda: out
     rgb = derain_frames(engine, [frame_to_rgb(planes_to_frame(p, colour), colour) for p in pixels])
