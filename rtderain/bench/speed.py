@@ -166,10 +166,18 @@ def _decoded(path: Path) -> list[np.ndarray]:
         return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
 
 
+def _lumas(frames: list[np.ndarray]) -> list[np.ndarray]:
+    """The Y planes the YUV-native path's stage fuses (BT.601 luma of RGB frames)."""
+    import cv2
+
+    return [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
+
+
 def measure(row: Row, args: dict, clips: dict, workdir: Path) -> list[Row]:
     """Measure ``row``: model only per row kind (``args["io"]``: ``yuv`` for a luma
     network only), then (end to end on) one copy of each per temporal mode
-    (``args["temporal"]``; ``yuv`` rows: ``off`` alone) with its end-to-end figures.
+    (``args["temporal"]``; a ``yuv`` row's stage fuses the Y planes) with its end-to-end
+    figures.
     Without an end-to-end run, the model-only rows; when the combination is skipped (the
     note says why), ``row`` alone."""
     from rtderain.backends import BackendUnavailable, create_engine, get_backend, resolve_device
@@ -227,15 +235,16 @@ def measure(row: Row, args: dict, clips: dict, workdir: Path) -> list[Row]:
         n = plain_pyav(clips[clip_key], out, enc, rgb=False)
         clips[f"codec_{clip_key}"] = n / (time.perf_counter() - start)
     rows, stage_clips = [], None
-    runs = [(r, mode) for r in base for mode in (args["temporal"] if r.io == "rgb" else ["off"])]
+    runs = [(r, mode) for r in base for mode in args["temporal"]]
     for r, mode in runs:
         this = replace(r, temporal=mode)
         if mode != "off":
             if stage_clips is None:  # decoded and rendered once for every mode
                 decoded = _decoded(clips[clip_key])
                 stage_clips = (decoded, still_rainy_frames(decoded[0]))
-            this.stage_ms = time_stage(mode, stage_clips[0])
-            this.stage_still_ms = time_stage(mode, stage_clips[1])
+            frames = stage_clips if r.io == "rgb" else [_lumas(c) for c in stage_clips]
+            this.stage_ms = time_stage(mode, frames[0])
+            this.stage_still_ms = time_stage(mode, frames[1])
         summary = derain_video(clips[clip_key], out, engine, PipelineOptions(
             batch=row.batch, encode=enc, temporal=TemporalSettings(mode), overwrite=True,
             planes=this.io == "yuv"))

@@ -49,8 +49,9 @@ class LiveOptions:
             future frame) or None/``off``. A size change or a scene cut (e.g. a camera
             that comes back pointing elsewhere) resets it.
         planes: the YUV-native path where it applies (a luma network such as
-            ``mgid-lite``, no temporal stage, 8-bit 4:2:0 frames of even size): Y is
-            de-rained in the decoder's planes and a recording takes them as they are.
+            ``mgid-lite``, 8-bit 4:2:0 frames of even size): Y is de-rained (and fused by
+            the causal stage) in the decoder's planes and a recording takes them as they
+            are.
     """
 
     source: SourceOptions = field(default_factory=SourceOptions)
@@ -202,12 +203,18 @@ def run_live(
                     log.info("live: frame size now %dx%d", shape[1], shape[0])
                 engines[shape] = engine if engine_for is None or not engines else engine_for(
                     *shape)
-            # YUV-native (a luma network, no temporal stage, a 4:2:0 frame): Y alone is
-            # de-rained in the decoder's planes, RGB is made only for a sink that needs it.
-            planes = (frame.planes() if options.planes and stage is None
-                      and takes_planes(engines[shape]) else None)
+            # YUV-native (a luma network, a 4:2:0 frame): Y alone is de-rained (and fused
+            # by the causal stage) in the decoder's planes, RGB is made only for a sink
+            # that needs it.
+            planes = (frame.planes() if options.planes and takes_planes(engines[shape])
+                      else None)
             if planes is not None:
+                h = shape[0]
+                rainy = planes[:h].copy() if stage is not None else None
                 derain_planes(engines[shape], [planes], frame.colour.color_range == 2)
+                if stage is not None:  # the stage keeps its own copies as past frames
+                    [(y, _)] = stage.push(rainy, planes[:h].copy())
+                    planes[:h] = y
                 derained, layout = planes, "i420"
             else:
                 derained, layout = derain_frame(engines[shape], frame.rgb), "rgb"

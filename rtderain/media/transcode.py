@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from rtderain.backends.base import Engine, takes_planes
 from rtderain.errors import MediaError
 from rtderain.media.batching import derain_frames, derain_planes, submit_frames
@@ -53,10 +55,11 @@ class PipelineOptions:
         strict: a stream of the input that the output cannot keep is an error before any
             work (else one warning each; see :mod:`rtderain.media.streams`).
         planes: the YUV-native path where it applies: a luma network's engine
-            (``luma_planes``), an 8-bit 4:2:0 source of even size, no temporal stage, a
-            ``yuv420p`` output. Frames then stay in the decoder's planes, the network
-            reads and changes Y alone, and the encoder takes them as they are (no
-            conversion to RGB and back: :func:`rtderain.media.batching.derain_planes`).
+            (``luma_planes``), an 8-bit 4:2:0 source of even size, a ``yuv420p`` output.
+            Frames then stay in the decoder's planes, the network reads and changes Y
+            alone, the temporal stage (if any) fuses the Y planes, and the encoder takes
+            them as they are (no conversion to RGB and back:
+            :func:`rtderain.media.batching.derain_planes`).
     """
 
     batch: int = 1
@@ -247,7 +250,8 @@ def derain_video(
                     engines[size] = engine_for(*size) if engine_for is not None else engine
                 # One batch in flight: batch k+1 is queued (uploading, computing on a GPU)
                 # before batch k is collected, encoded and the next one decoded.
-                queued = (batch, _submit(engines[size], batch, reader))
+                queued = (batch, _submit(engines[size], batch, reader,
+                                         keep_input=stage is not None))
             if pending is not None:
                 done += _emit(stage, *pending, out_q, stop)
                 if progress:
@@ -258,8 +262,8 @@ def derain_video(
             if progress:
                 progress(done, reader.frame_count)
         if stage is not None:
-            for rgb, item in stage.flush():
-                _put(out_q, DecodedFrame(item.index, rgb, item.pts), stop)
+            for pixels, item in stage.flush():
+                _put(out_q, _fused(pixels, item), stop)
         _put(out_q, _End(), stop)
         threads[1].join()
         if "error" in state:
@@ -300,22 +304,24 @@ def _planar(reader: VideoReader, engine: Engine, options: PipelineOptions) -> bo
     return (
         takes_planes(engine)
         and planar_source(reader)
-        and (options.temporal is None or options.temporal.mode == "off")
         and options.encode.pix_fmt in (None, "", "yuv420p")
     )
 
 
-def _submit(engine: Engine, batch: list[DecodedFrame], reader: VideoReader) -> Callable[[], Any]:
+def _submit(engine: Engine, batch: list[DecodedFrame], reader: VideoReader,
+            keep_input: bool = False) -> Callable[[], Any]:
     """Queue one batch of one size and layout; calling the result gives its frames' pixels
     in the batch's layout. I420 batches run in their planes where ``engine`` can (an engine
-    for a later frame size may not: tiles), else through RGB and back."""
+    for a later frame size may not: tiles), else through RGB and back. The planes are
+    de-rained in place unless ``keep_input`` (the temporal stage reads the rainy Y)."""
     pixels = [f.pixels for f in batch]
     if batch[0].layout != "i420":
         return submit_frames(engine, pixels)
     assert reader.colour is not None
     colour = reader.colour
     if takes_planes(engine):
-        out = derain_planes(engine, pixels, full_range=colour.color_range == 2)
+        frames = [p.copy() for p in pixels] if keep_input else pixels
+        out = derain_planes(engine, frames, full_range=colour.color_range == 2)
         return lambda: out
     rgb = derain_frames(engine, [frame_to_rgb(planes_to_frame(p, colour), colour) for p in pixels])
     planar = [rgb_to_frame(f, "yuv420p", colour).to_ndarray() for f in rgb]
@@ -347,14 +353,29 @@ def _temporal(
     stage: TemporalStage | None, inputs: list[DecodedFrame], outputs: list[DecodedFrame]
 ) -> list[DecodedFrame]:
     """The frames that are final after this batch: the network's outputs as they are
-    (no stage), or what the temporal stage releases (in order, each with its own pts)."""
+    (no stage), or what the temporal stage releases (in order, each with its own pts).
+    I420 frames are fused in their Y planes (a luma network's rain is grey)."""
     if stage is None:
         return outputs
     final = []
     for src, out in zip(inputs, outputs, strict=True):
-        for rgb, item in stage.push(src.pixels, out.pixels, out):
-            final.append(DecodedFrame(item.index, rgb, item.pts))
+        if out.layout == "i420":
+            h = out.size[0]
+            pushed = stage.push(src.pixels[:h], out.pixels[:h], out)
+        else:
+            pushed = stage.push(src.pixels, out.pixels, out)
+        final += [_fused(pixels, item) for pixels, item in pushed]
     return final
+
+
+def _fused(pixels: np.ndarray, item: DecodedFrame) -> DecodedFrame:
+    """The output frame of the stage's result for ``item``: RGB as it is; for an I420
+    frame the fused Y over the frame's own chroma, in a new array (the stage may still
+    read ``item``'s Y as a neighbour)."""
+    if item.layout != "i420":
+        return DecodedFrame(item.index, pixels, item.pts)
+    h = item.size[0]
+    return DecodedFrame(item.index, np.concatenate((pixels, item.pixels[h:])), item.pts, "i420")
 
 
 def _emit(

@@ -27,8 +27,9 @@ def flow_factor(height: int, width: int, flow_scale: int) -> int:
 
 
 def luma(frame: np.ndarray) -> np.ndarray:
-    """Luma (BT.601 weights, OpenCV ``RGB2GRAY``) of an ``(H, W, 3)`` RGB frame, same dtype."""
-    return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+    """Luma (BT.601 weights, OpenCV ``RGB2GRAY``) of an ``(H, W, 3)`` RGB frame, same dtype;
+    an ``(H, W)`` luma plane (a luma network's Y, the YUV-native path) is its own luma."""
+    return frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
 
 
 def small_grey(grey: np.ndarray, factor: int) -> np.ndarray:

@@ -13,7 +13,8 @@ cuts).
 Detection is dense on luma; the colour fill is computed on the detected pixels only, so
 the cost is a few full-resolution single-channel passes per neighbour.
 
-Frames are ``(H, W, 3)`` RGB of one dtype (uint8 or uint16, full scale 65535); luma planes
+Frames are ``(H, W, 3)`` RGB of one dtype (uint8 or uint16, full scale 65535), or ``(H, W)``
+luma planes (a luma network's Y plane: its rain is grey, so Y alone changes); luma planes
 ``(H, W)`` of the same dtype.
 """
 
@@ -25,6 +26,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from rtderain.temporal.align import luma
+
 ROW = 1024  # points per packed row (cv2.remap wants sides below 32767)
 _KERNEL = np.ones((3, 3), np.uint8)
 _GRAD_KERNEL = np.ones((5, 5), np.uint8)
@@ -35,7 +38,7 @@ _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 class Neighbour:
     """One neighbour aligned onto the centre.
 
-    ``derained``: its per-frame output ``(H, W, 3)``; ``rainy_luma``: luma of its rainy
+    ``derained``: its per-frame output (the centre's layout); ``rainy_luma``: luma of its rainy
     input ``(H, W)``; ``coords``: ``(H, W, 2)`` float32 (x, y) position in the neighbour of
     every centre pixel; ``ok``: ``(H, W)`` uint8 0/1, where that position is trusted;
     ``side``: -1 past, +1 future (0: unknown).
@@ -147,7 +150,7 @@ def fuse(
     """Fused frame for one centre.
 
     Args:
-        centre: the per-frame de-rained frame ``(H, W, 3)``.
+        centre: the per-frame de-rained frame ``(H, W, 3)`` RGB or ``(H, W)`` luma.
         rainy: its rainy input, same layout and dtype.
         neighbours: the aligned neighbours.
         rain_lo, rain_hi: soft ramp on the evidence (:func:`rain_evidence`), in levels of
@@ -164,14 +167,14 @@ def fuse(
             background (a moving edge, an occlusion one neighbour missed): the pixel keeps
             the per-frame result. 0 = no such check.
     Returns:
-        ``(H, W, 3)`` same dtype; ``centre`` itself when nothing is detected.
+        ``centre``'s layout and dtype; ``centre`` itself when nothing is detected.
     """
     if len(neighbours) < min_neighbours or not neighbours:
         return centre
-    rainy_luma = cv2.cvtColor(rainy, cv2.COLOR_RGB2GRAY)
+    rainy_luma = luma(rainy)
     evidence, count = rain_evidence(
         rainy_luma,
-        cv2.cvtColor(centre, cv2.COLOR_RGB2GRAY),
+        luma(centre),
         neighbours,
         grad_weight,
         motion,
@@ -183,7 +186,8 @@ def fuse(
     idx = np.flatnonzero(mask)
     if len(idx) == 0:
         return centre
-    own = centre.reshape(-1, 3).take(idx, axis=0)
+    planes = 1 if centre.ndim == 2 else centre.shape[2]
+    own = centre.reshape(-1, planes).take(idx, axis=0)
     values, oks = [], []
     for nb in neighbours:
         values.append(_sample(nb.derained, nb.coords.reshape(-1, 2).take(idx, axis=0)))
@@ -191,7 +195,8 @@ def fuse(
     ok, values = np.stack(oks), np.stack(values)
     enough = ok.sum(axis=0) >= min_neighbours
     if fill_spread > 0:
-        lum = values.astype(np.float32) @ _LUMA
+        lum = values[..., 0].astype(np.float32) if planes == 1 else values.astype(
+            np.float32) @ _LUMA
         spread = np.where(ok, lum, -np.inf).max(axis=0) - np.where(ok, lum, np.inf).min(axis=0)
         enough &= spread <= fill_spread
     if not enough.any():
@@ -199,12 +204,12 @@ def fuse(
     idx, own, ok = idx[enough], own[enough], ok[:, enough]
     fill = trusted_median(values[:, enough], ok)
     own = own.astype(np.float32)
-    cap = rainy.reshape(-1, 3).take(idx, axis=0).astype(np.float32)
+    cap = rainy.reshape(-1, planes).take(idx, axis=0).astype(np.float32)
     fill = np.minimum(fill, cap)  # the clean scene is never brighter than the rainy one
     e = evidence.reshape(-1).take(idx).astype(np.float32)
     weight = np.clip((e - rain_lo) / (rain_hi - rain_lo), 0.0, 1.0)[:, None]
     peak = 65535.0 if centre.dtype == np.uint16 else 255.0
     new = np.clip(np.rint(own + weight * (fill - own)), 0, peak).astype(centre.dtype)
     out = centre.copy()
-    out.reshape(-1, 3)[idx] = new
+    out.reshape(-1, planes)[idx] = new
     return out

@@ -41,8 +41,10 @@ class _Frame:
 class TemporalStage:
     """Fuses each de-rained frame with its aligned neighbours (see ``docs/temporal.md``).
 
-    Frames are ``(H, W, 3)`` RGB, uint8 or uint16 (full scale 65535); ``rainy`` and
-    ``derained`` of one push share shape and dtype. A change of size or dtype, or a scene
+    Frames are ``(H, W, 3)`` RGB, uint8 or uint16 (full scale 65535), or ``(H, W)`` luma
+    planes (a luma network's Y plane, whose rain is grey: the YUV-native path fuses Y alone
+    and keeps the chroma planes as decoded); ``rainy`` and ``derained`` of one push share
+    shape and dtype. A change of size or dtype, or a scene
     cut (alignment to the previous frame fails almost everywhere), resets the window: the
     pending frames are finished with what came before, and nothing from before the reset
     is used after it. Returned arrays are new, or the pushed ``derained`` itself where
@@ -281,8 +283,10 @@ def _groups(others: list[_Frame], index: int) -> list[list[tuple[np.ndarray, np.
 
 
 def _changed(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``(H, W)`` uint8 mask, non-zero where two ``(H, W, 3)`` frames differ in any channel
-    (OpenCV per plane: a numpy reduction over the channel axis costs ~10x more)."""
+    """``(H, W)`` uint8 mask, non-zero where two frames differ in any channel (OpenCV per
+    plane: a numpy reduction over the channel axis costs ~10x more)."""
+    if a.ndim == 2:
+        return cv2.compare(cv2.absdiff(a, b), 0, cv2.CMP_NE)
     r, g, b_ = cv2.split(cv2.absdiff(a, b))
     return cv2.compare(cv2.max(cv2.max(r, g), b_), 0, cv2.CMP_NE)
 
@@ -294,9 +298,14 @@ def _level(frame: np.ndarray) -> float:
 
 def _check(rainy: np.ndarray, derained: np.ndarray) -> None:
     for name, arr in (("rainy", rainy), ("derained", derained)):
-        if not isinstance(arr, np.ndarray) or arr.ndim != 3 or arr.shape[2] != 3:
+        if not isinstance(arr, np.ndarray) or not (
+            arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] == 3)
+        ):
             shape = getattr(arr, "shape", type(arr).__name__)
-            raise RTDerainError(f"temporal stage: {name} frame must be (H, W, 3) RGB, got {shape}")
+            raise RTDerainError(
+                f"temporal stage: {name} frame must be (H, W, 3) RGB or an (H, W) luma "
+                f"plane, got {shape}"
+            )
         if arr.dtype not in (np.uint8, np.uint16):
             raise RTDerainError(
                 f"temporal stage: {name} frame must be uint8 or uint16, got {arr.dtype}"

@@ -10,7 +10,8 @@ background and agree; where something moved, they differ. Pixels where they diff
 than ``tol`` (thin specks of coincident rain ignored, the rest dilated) keep the per-frame
 result; the others take the per-channel minimum of all the rainy frames.
 
-Frames are ``(H, W, 3)`` RGB of one dtype (uint8 or uint16); lumas ``(H, W)`` same dtype.
+Frames are ``(H, W, 3)`` RGB of one dtype (uint8 or uint16), or ``(H, W)`` luma planes (a
+luma network's Y: grey rain changes Y alone); lumas ``(H, W)`` same dtype.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from functools import lru_cache
 
 import cv2
 import numpy as np
+
+from rtderain.temporal.align import luma
 
 _KERNEL = np.ones((3, 3), np.uint8)
 
@@ -89,8 +92,9 @@ def fuse_still(
             group's minimum, not something that moved: the pixel counts as static
             (window mode; dense rain leaves such specks almost everywhere).
     Returns:
-        ``(H, W, 3)`` same dtype: per channel, the minimum of the rainy values of the centre
-        and of every neighbour where the two group minima agree, else ``centre``.
+        the layout and dtype of ``centre``: per channel, the minimum of the rainy values
+        of the centre and of every neighbour where the two group minima agree, else
+        ``centre``.
     """
     if len(groups) != 2 or not all(groups):
         return centre
@@ -101,7 +105,7 @@ def fuse_still(
         return None
     differ = (cv2.absdiff(mins[0], mins[1]) > tol).astype(np.uint8)
     if agree:
-        centre_y = cv2.cvtColor(centre, cv2.COLOR_RGB2GRAY)
+        centre_y = luma(centre)
         rain_only = cv2.absdiff(centre_y, cv2.min(mins[0], mins[1])) <= tol
         differ[rain_only] = 0
     if blob > 1:  # coincident rain makes thin specks; moving objects make blobs

@@ -134,7 +134,7 @@ def test_frame_size_not_a_multiple_is_padded_and_cropped(tmp_path):
     assert len(frames) == 3 and frames[0].shape == (75, 90)
 
 
-def test_rgb_models_and_temporal_stage_keep_the_rgb_path(tmp_path):
+def test_rgb_models_and_planes_off_keep_the_rgb_path(tmp_path):
     src = tmp_path / "in.mkv"
     write_video(src, frames=3, width=64, height=48, codec="ffv1", frame_fn=_textured)
     rgb_model = _planes_engine(build_model("mgid-rt"))
@@ -162,9 +162,9 @@ def test_oriented_engine_turns_planes_where_rain_leans():
 
 @pytest.mark.parametrize("temporal", ["off", "causal"])
 def test_live_recording_of_a_luma_network_keeps_the_planes(tmp_path, temporal):
-    """``stream --record`` with mgid-lite and no temporal stage: Y de-rained in the planes,
-    the recording takes them as they are (chroma bit-exact through a lossless codec); with
-    the causal stage (RGB) the path is the RGB one and chroma is rounded through RGB."""
+    """``stream --record`` with mgid-lite: Y de-rained (and fused by the causal stage) in
+    the planes, the recording takes them as they are (chroma bit-exact through a lossless
+    codec)."""
     from rtderain.live.session import LiveOptions, run_live
     from rtderain.live.sinks import RecordingSink
     from rtderain.temporal import TemporalSettings
@@ -178,8 +178,7 @@ def test_live_recording_of_a_luma_network_keeps_the_planes(tmp_path, temporal):
     assert summary.processed == 6
     a, b = _planes(src), _planes(rec)
     assert len(b) == 6
-    same_chroma = all(np.array_equal(x[56:], y[56:]) for x, y in zip(a, b, strict=True))
-    assert same_chroma == (temporal == "off")
+    assert all(np.array_equal(x[56:], y[56:]) for x, y in zip(a, b, strict=True))
     assert all(np.abs(x[:56].astype(int) - y[:56]).mean() > 0.5 for x, y in zip(a, b,
                                                                                   strict=True))
 
@@ -201,3 +200,88 @@ def test_planar_batch_for_an_engine_without_luma_graphs_goes_through_rgb():
     (out,) = _submit(IdentityEngine(), [frame], reader)()
     assert out.shape == (72, 64) and out.dtype == np.uint8
     assert np.abs(out.astype(int) - frame.pixels).max() <= 2
+
+
+def _streaks(rng: np.random.Generator, h: int, w: int, count: int) -> np.ndarray:
+    """Sparse bright vertical streaks, (H, W) levels added by rain."""
+    layer = np.zeros((h, w))
+    for _ in range(count):
+        x, y0 = int(rng.integers(0, w)), int(rng.integers(0, h - 8))
+        layer[y0:y0 + int(rng.integers(4, 9)), x] = rng.uniform(40, 80)
+    return layer
+
+
+@pytest.mark.parametrize("mode", ["window", "causal"])
+def test_temporal_stage_fuses_a_luma_plane_as_the_grey_frame_it_is(mode):
+    """The stage on (H, W) Y planes gives what it gives on the same grey frames as RGB
+    (R = G = B = Y: their luma is Y, and every channel fuses alike)."""
+    from rtderain.temporal import TemporalStage
+
+    rng = np.random.default_rng(3)
+    h, w = 192, 256
+    back = 60 + 120 * rng.random((h // 8, w // 8))
+    back = np.kron(back, np.ones((8, 8)))
+    grey_out, plane_out = [], []
+    rgb_stage, plane_stage = TemporalStage(mode), TemporalStage(mode)
+    for i in range(10):
+        rain = _streaks(rng, h, w, 240)
+        rainy = np.clip(np.rint(back + rain), 0, 255).astype(np.uint8)
+        left = np.clip(np.rint(back + 0.5 * rain), 0, 255).astype(np.uint8)
+        grey = [np.repeat(a[..., None], 3, axis=2) for a in (rainy, left)]
+        grey_out += [f for f, _ in rgb_stage.push(*grey, i)]
+        plane_out += [f for f, _ in plane_stage.push(rainy, left, i)]
+    grey_out += [f for f, _ in rgb_stage.flush()]
+    plane_out += [f for f, _ in plane_stage.flush()]
+    assert len(grey_out) == len(plane_out) == 10
+    for g, p in zip(grey_out, plane_out, strict=True):
+        assert p.shape == (h, w) and p.dtype == np.uint8
+        assert np.array_equal(g[..., 0], g[..., 2])
+        assert np.abs(g[..., 0].astype(int) - p).max() <= 1
+    clean = np.rint(back)
+    fused = np.mean([np.mean((p - clean) ** 2) for p in plane_out])
+    assert fused < np.mean((left - clean) ** 2) / 2, "the stage fused nothing"
+
+
+def _rainy_still(seed: int, h: int, w: int):
+    """A still, smooth, coloured scene (its phase correlation reads still) and a frame_fn
+    of it with fresh grey rain in every frame."""
+    import cv2
+
+    noise = np.random.default_rng(seed).uniform(0, 1, (h // 8 + 1, w // 8 + 1, 3))
+    back = 40 + 140 * np.clip(cv2.resize(noise, (w, h), interpolation=cv2.INTER_CUBIC), 0, 1)
+
+    def frame(index: int, width: int, height: int) -> np.ndarray:
+        rain = _streaks(np.random.default_rng(seed + index), height, width, 240)
+        return np.clip(np.rint(back + rain[..., None]), 0, 255).astype(np.uint8)
+
+    return back, frame
+
+
+@pytest.mark.parametrize("mode", ["window", "causal"])
+def test_temporal_stage_runs_in_the_planes(tmp_path, mode):
+    """A luma network with the temporal stage keeps the YUV-native path: the stage fuses
+    Y, chroma comes out bit-exact, the rain the network left is removed as on the RGB
+    path, and every frame is written once."""
+    from rtderain.temporal import TemporalSettings
+
+    h, w = 192, 256
+    back, frame_fn = _rainy_still(11, h, w)
+    src, clean = tmp_path / "in.mkv", tmp_path / "clean.mkv"
+    write_video(src, frames=10, width=w, height=h, codec="ffv1", frame_fn=frame_fn)
+    write_video(clean, frames=1, width=w, height=h, codec="ffv1",
+                frame_fn=lambda i, wd, ht: back.astype(np.uint8))
+    identity = _planes_engine(build_model("mgid-lite").eval())  # untrained: R = 0
+    options = PipelineOptions(batch=3, encode=LOSSLESS, temporal=TemporalSettings(mode))
+    planar = derain_video(src, tmp_path / "yuv.mkv", identity, options)
+    assert planar.planes and planar.frames == 10
+    rgb = derain_video(src, tmp_path / "rgb.mkv", identity,
+                       PipelineOptions(batch=3, encode=LOSSLESS, planes=False,
+                                       temporal=TemporalSettings(mode)))
+    assert not rgb.planes
+    a, b, c = _planes(src), _planes(tmp_path / "yuv.mkv"), _planes(tmp_path / "rgb.mkv")
+    ref = _planes(clean)[0][:h].astype(float)
+    assert len(b) == len(c) == 10
+    assert all(np.array_equal(x[h:], y[h:]) for x, y in zip(a, b, strict=True))
+    err = [np.mean([np.mean((f[:h] - ref) ** 2) for f in clip]) for clip in (a, b, c)]
+    assert err[1] < err[0] / 3, err  # the stage removed most of the rain, in Y alone
+    assert err[1] < err[2] * 1.25 + 1.0, err  # and about as much as it does through RGB

@@ -127,6 +127,21 @@ def test_speed_yuv_rows_for_luma_networks_only(tmp_path):
     assert bad.exit_code != 0 and "nv12" in bad.output
 
 
+def test_speed_yuv_rows_run_the_temporal_stage_in_the_planes(tmp_path, keep_torch_threads):
+    """A yuv row with --temporal causal stays on the YUV-native path end to end (the bench
+    checks it ran there) and times the stage on the Y planes."""
+    args = ["--backends", "torch", "--precisions", "fp32", "--models", "mgid-lite",
+            "--sizes", "96x64", "--iters", "1", "--warmup", "0", "--e2e-frames", "10",
+            "--io", "yuv", "--temporal", "off,causal", "--threads", "1",
+            "--engines-dir", str(tmp_path / "eng"), "--format", "json",
+            "-o", str(tmp_path / "speed.json")]
+    result = CliRunner().invoke(speed, args)
+    assert result.exit_code == 0, result.output
+    rows = {r["temporal"]: r for r in json.loads((tmp_path / "speed.json").read_text())["rows"]}
+    assert set(rows) == {"off", "causal"} and {r["io"] for r in rows.values()} == {"yuv"}
+    assert rows["causal"]["e2e_fps"] > 0 and rows["causal"]["stage_ms"] > 0
+
+
 def test_speed_lists_a_refused_build_as_a_row(tmp_path, monkeypatch):
     """An engine the build refuses (an int8 graph over its quality bound) is a row with
     the reason; the other combinations are still measured."""

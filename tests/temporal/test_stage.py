@@ -225,7 +225,7 @@ def test_bad_input_and_settings() -> None:
     stage = TemporalStage("window")
     good = np.zeros((8, 8, 3), np.uint8)
     with pytest.raises(RTDerainError, match="rainy"):
-        stage.push(np.zeros((8, 8), np.uint8), good)
+        stage.push(np.zeros((8, 8, 4), np.uint8), good)
     with pytest.raises(RTDerainError, match="float32"):
         stage.push(good, good.astype(np.float32))
     with pytest.raises(RTDerainError, match="differ"):
