@@ -285,3 +285,30 @@ def test_temporal_stage_runs_in_the_planes(tmp_path, mode):
     err = [np.mean([np.mean((f[:h] - ref) ** 2) for f in clip]) for clip in (a, b, c)]
     assert err[1] < err[0] / 3, err  # the stage removed most of the rain, in Y alone
     assert err[1] < err[2] * 1.25 + 1.0, err  # and about as much as it does through RGB
+
+
+def test_live_causal_stage_fuses_in_the_planes(tmp_path):
+    """Live with a luma network: the causal stage removes, in the Y plane, the rain the
+    network left (an untrained, identity mgid-lite leaves all of it) on a still camera."""
+    from rtderain.live.session import LiveOptions, run_live
+    from rtderain.live.sinks import RecordingSink
+    from rtderain.temporal import TemporalSettings
+
+    h, w = 192, 256
+    back, frame_fn = _rainy_still(21, h, w)
+    src, clean, rec = tmp_path / "in.mkv", tmp_path / "clean.mkv", tmp_path / "rec.mkv"
+    write_video(src, frames=10, width=w, height=h, codec="ffv1", frame_fn=frame_fn)
+    write_video(clean, frames=1, width=w, height=h, codec="ffv1",
+                frame_fn=lambda i, wd, ht: back.astype(np.uint8))
+    sink = RecordingSink(rec, EncodeOptions(codec="ffv1", pix_fmt="yuv420p", crf=None,
+                                            preset=None))
+    identity = _planes_engine(build_model("mgid-lite").eval())
+    summary = run_live(str(src), identity, [sink],
+                       LiveOptions(temporal=TemporalSettings("causal")))
+    assert summary.processed == 10
+    a, b = _planes(src), _planes(rec)
+    ref = _planes(clean)[0][:h].astype(float)
+    assert all(np.array_equal(x[h:], y[h:]) for x, y in zip(a, b, strict=True))
+    err_in = np.mean([np.mean((f[:h] - ref) ** 2) for f in a[4:]])
+    err_out = np.mean([np.mean((f[:h] - ref) ** 2) for f in b[4:]])
+    assert err_out < err_in / 3, (err_out, err_in)
