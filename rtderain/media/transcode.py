@@ -4,6 +4,8 @@
 
     source thread                 calling thread                     sink thread
     VideoReader.frames  --q-->    batch N, pad, engine.infer, crop  --q-->  VideoWriter
+                                        |                            ^
+                                        +--q--> temporal thread --q--+  (with a stage)
     copied packets ---------------------------------------------------q-->  (muxed as-is)
 
 A batch never mixes frame sizes: a size change mid-stream (concatenated TS, a camera
@@ -24,16 +26,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from rtderain.backends.base import Engine, takes_planes
 from rtderain.errors import MediaError
 from rtderain.media.batching import derain_frames, derain_planes, submit_frames
 from rtderain.media.colour import frame_to_rgb, planes_to_frame, rgb_to_frame
 from rtderain.media.reader import DecodedFrame, VideoReader, planar_source
 from rtderain.media.streams import StreamPlan, plan_streams, report_dropped
+from rtderain.media.threads import (
+    End,
+    Failed,
+    StageWorker,
+    describe_temporal,
+    get,
+    new_stage,
+    put,
+)
 from rtderain.media.writer import EncodeOptions, VideoWriter, check_container, check_copies
-from rtderain.temporal import TemporalSettings, TemporalStage
+from rtderain.temporal import TemporalSettings
 
 log = logging.getLogger(__name__)
 
@@ -102,36 +111,6 @@ class Summary:
         )
 
 
-class _End:
-    """End-of-stream marker."""
-
-
-class _Failed:
-    """Carries an exception from a worker thread to the calling thread."""
-
-    def __init__(self, exc: BaseException) -> None:
-        self.exc = exc
-
-
-def _put(q: queue.Queue, item: Any, stop: threading.Event) -> None:
-    """Blocking put that gives up when ``stop`` is set (so no thread hangs at exit)."""
-    while not stop.is_set():
-        try:
-            q.put(item, timeout=0.1)
-            return
-        except queue.Full:
-            continue
-
-
-def _get(q: queue.Queue, stop: threading.Event) -> Any:
-    while True:
-        try:
-            return q.get(timeout=0.1)
-        except queue.Empty:
-            if stop.is_set():
-                return _End()
-
-
 def derain_video(
     input_path: str | Path,
     output_path: str | Path,
@@ -171,30 +150,31 @@ def derain_video(
     # the packets demuxed alongside a queue's worth of video.
     packets_q: queue.Queue = queue.Queue()
     state: dict[str, Any] = {"writer": None}
-    stage = _stage(options.temporal)
+    stage = new_stage(options.temporal)
+    worker: StageWorker | None = None
 
     def source() -> None:
         try:
             for frame in reader.frames(on_packet=packets_q.put):
-                _put(frames_q, frame, stop)
+                put(frames_q, frame, stop)
                 if stop.is_set():
                     return
-            _put(frames_q, _End(), stop)
+            put(frames_q, End(), stop)
         except BaseException as exc:  # handed to the calling thread
-            _put(frames_q, _Failed(exc), stop)
+            put(frames_q, Failed(exc), stop)
 
     def sink() -> None:
         pending: list[Any] = []
         try:
             while True:
-                item = _get(out_q, stop)
+                item = get(out_q, stop)
                 writer = state["writer"]
                 while True:  # copied packets first: the muxer interleaves by timestamp
                     try:
                         pending.append(packets_q.get_nowait())
                     except queue.Empty:
                         break
-                if isinstance(item, _End):
+                if isinstance(item, End):
                     break
                 if writer is None:
                     writer = state["writer"] = _open_writer(output_path, reader, item, options,
@@ -216,6 +196,8 @@ def derain_video(
     ]
     for t in threads:
         t.start()
+    if stage is not None:
+        worker = StageWorker(stage, out_q, stop, state)
     done = 0
     engines = {(reader.height, reader.width): engine}
     pending: tuple[list[DecodedFrame], Callable[[], Any]] | None = None
@@ -226,12 +208,12 @@ def derain_video(
             batch: list[DecodedFrame] = [held] if held is not None else []
             held = None
             while len(batch) < options.batch:
-                item = _get(frames_q, stop) if not batch else _poll(frames_q)
+                item = get(frames_q, stop) if not batch else _poll(frames_q)
                 if item is None:
                     break
-                if isinstance(item, _Failed):
+                if isinstance(item, Failed):
                     raise item.exc
-                if isinstance(item, _End):
+                if isinstance(item, End):
                     ended = True
                     break
                 if batch and (item.pixels.shape, item.layout) != (batch[0].pixels.shape,
@@ -253,18 +235,19 @@ def derain_video(
                 queued = (batch, _submit(engines[size], batch, reader,
                                          keep_input=stage is not None))
             if pending is not None:
-                done += _emit(stage, *pending, out_q, stop)
+                done += _emit(worker, *pending, out_q, stop)
                 if progress:
                     progress(done, reader.frame_count)
             pending = queued
         if pending is not None:
-            done += _emit(stage, *pending, out_q, stop)
+            done += _emit(worker, *pending, out_q, stop)
             if progress:
                 progress(done, reader.frame_count)
-        if stage is not None:
-            for pixels, item in stage.flush():
-                _put(out_q, _fused(pixels, item), stop)
-        _put(out_q, _End(), stop)
+        if worker is not None:
+            worker.finish()
+        if "error" in state:
+            raise state["error"]
+        put(out_q, End(), stop)
         threads[1].join()
         if "error" in state:
             raise state["error"]
@@ -276,6 +259,8 @@ def derain_video(
         stop.set()
         for t in threads:
             t.join(timeout=5)
+        if worker is not None:
+            worker.join(timeout=5)
         if state["writer"] is not None:
             state["writer"].abort()
         raise
@@ -336,60 +321,22 @@ def _poll(q: queue.Queue) -> Any:
         return None
 
 
-def _stage(settings: TemporalSettings | None) -> TemporalStage | None:
-    if settings is None or settings.mode == "off":
-        return None
-    return TemporalStage(settings=settings)
-
-
-def describe_temporal(settings: TemporalSettings | None) -> str:
-    """``off``, ``window r2`` or ``causal r2``: the temporal stage in a summary line."""
-    if settings is None or settings.mode == "off":
-        return "off"
-    return f"{settings.mode} r{settings.resolved().radius}"
-
-
-def _temporal(
-    stage: TemporalStage | None, inputs: list[DecodedFrame], outputs: list[DecodedFrame]
-) -> list[DecodedFrame]:
-    """The frames that are final after this batch: the network's outputs as they are
-    (no stage), or what the temporal stage releases (in order, each with its own pts).
-    I420 frames are fused in their Y planes (a luma network's rain is grey)."""
-    if stage is None:
-        return outputs
-    final = []
-    for src, out in zip(inputs, outputs, strict=True):
-        if out.layout == "i420":
-            h = out.size[0]
-            pushed = stage.push(src.pixels[:h], out.pixels[:h], out)
-        else:
-            pushed = stage.push(src.pixels, out.pixels, out)
-        final += [_fused(pixels, item) for pixels, item in pushed]
-    return final
-
-
-def _fused(pixels: np.ndarray, item: DecodedFrame) -> DecodedFrame:
-    """The output frame of the stage's result for ``item``: RGB as it is; for an I420
-    frame the fused Y over the frame's own chroma, in a new array (the stage may still
-    read ``item``'s Y as a neighbour)."""
-    if item.layout != "i420":
-        return DecodedFrame(item.index, pixels, item.pts)
-    h = item.size[0]
-    return DecodedFrame(item.index, np.concatenate((pixels, item.pixels[h:])), item.pts, "i420")
-
-
 def _emit(
-    stage: TemporalStage | None,
+    worker: StageWorker | None,
     batch: list[DecodedFrame],
     result: Callable[[], Any],
     out_q: queue.Queue,
     stop: threading.Event,
 ) -> int:
-    """Collect a submitted batch and hand its final frames to the encoder; returns N."""
+    """Collect a submitted batch and hand its frames to the temporal stage's thread, or
+    with no stage to the encoder; returns N."""
     out = result()
     frames = [DecodedFrame(f.index, out[i], f.pts, f.layout) for i, f in enumerate(batch)]
-    for item in _temporal(stage, batch, frames):
-        _put(out_q, item, stop)
+    if worker is not None:
+        worker.submit(batch, frames)
+        return len(batch)
+    for item in frames:
+        put(out_q, item, stop)
     return len(batch)
 
 

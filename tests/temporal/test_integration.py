@@ -31,6 +31,30 @@ def test_file_pipeline_keeps_every_frame_and_pts(tmp_path, mode):
     assert f"temporal {mode} r2" in summary.line()
 
 
+def test_a_failing_stage_thread_stops_the_run_and_leaves_no_output(tmp_path, monkeypatch):
+    """The stage runs in its own thread: its error reaches the caller as it is (a bug
+    keeps its traceback), the run stops, and nothing is left under the output name."""
+    from rtderain.temporal import TemporalStage
+
+    src, dst = tmp_path / "in.mkv", tmp_path / "out.mkv"
+    write_video(src, frames=20, codec="ffv1")
+    calls = []
+
+    def push(self, rainy, derained, payload=None):
+        calls.append(payload)
+        if len(calls) == 5:
+            raise ZeroDivisionError("stage bug")
+        return [(derained, payload)]
+
+    monkeypatch.setattr(TemporalStage, "push", push)
+    opts = PipelineOptions(batch=2, encode=EncodeOptions("ffv1"),
+                           temporal=TemporalSettings("causal"))
+    with pytest.raises(ZeroDivisionError, match="stage bug"):
+        derain_video(src, dst, TorchEngine(perturbed_model("mgid-rt")), opts)
+    assert not dst.exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["in.mkv"]
+
+
 class Gate:
     """A frame source that records how far it has been read and can block until released."""
 
