@@ -298,3 +298,6 @@ def stream(source, model, weights, engine, device, precision, max_memory, tile, 
     if not quiet:
         click.echo(f"done: {summary.line(mean=True)}, gap {summary.gap_seconds:.1f} s, "
                    f"{summary.elapsed:.1f} s", err=True)
+        hint = summary.keep_up_hint(derainer.network.config.name, temporal)
+        if hint:
+            click.echo(hint, err=True)

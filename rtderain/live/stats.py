@@ -9,6 +9,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+# The next faster network of each (docs/live.md: mgid-lite keeps up with a 1080p camera).
+FASTER = {"mgid": "mgid-rt", "mgid-rt": "mgid-lite"}
+
 
 @dataclass(frozen=True)
 class StatsSnapshot:
@@ -36,6 +39,19 @@ class StatsSnapshot:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    def keep_up_hint(self, model: str, temporal: str) -> str | None:
+        """One line for a run that fell behind (over 10 % of at least 30 captured frames
+        dropped or stale): what would keep up; None when it kept up."""
+        lost = self.dropped + self.stale
+        if self.captured < 30 or lost <= 0.1 * self.captured:
+            return None
+        faster = [f"--model {FASTER[model]}"] if model in FASTER else []
+        if temporal != "off":
+            faster.append("--temporal off")
+        advice = f"; faster: {' or '.join(faster)}" if faster else ""
+        return (f"hint: {100 * lost / self.captured:.0f} % of the frames were dropped, the "
+                f"network did not keep up with the source{advice} (docs/live.md)")
 
     def line(self, mean: bool = False) -> str:
         """One human line: recent fps for the periodic status, ``mean`` for the summary."""

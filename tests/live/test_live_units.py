@@ -112,6 +112,26 @@ def test_stats_percentiles():
     assert "p95 95 ms" in snap.line()
 
 
+def test_keep_up_hint_names_what_is_faster_only_when_frames_were_lost():
+    from dataclasses import replace
+
+    st = LiveStats()
+    for k in range(40):
+        st.on_capture(float(k))
+        st.on_output(float(k), float(k) + 0.01)
+    kept = st.snapshot()
+    assert kept.keep_up_hint("mgid-rt", "causal") is None
+    behind = replace(kept, dropped=10, stale=2)  # 12 of 40 lost
+    hint = behind.keep_up_hint("mgid-rt", "causal")
+    assert hint.startswith("hint: 30 % of the frames were dropped")
+    assert "--model mgid-lite or --temporal off" in hint
+    assert "--model mgid-rt" in behind.keep_up_hint("mgid", "off")
+    assert "--temporal off" not in behind.keep_up_hint("mgid", "off")
+    assert "faster" not in behind.keep_up_hint("mgid-lite", "off")
+    assert replace(kept, dropped=4).keep_up_hint("mgid-rt", "off") is None  # 10 %: kept up
+    assert replace(kept, captured=20, dropped=10).keep_up_hint("mgid", "off") is None
+
+
 def test_passwords_are_hidden():
     assert redact_url("rtsp://admin:secret@10.0.0.5/stream1") == "rtsp://admin:***@10.0.0.5/stream1"
     assert redact_url("rtsp://10.0.0.5/a@b") == "rtsp://10.0.0.5/a@b"
