@@ -180,7 +180,7 @@ def quality(
                    "each, with the stage's own ms/frame beside it.")
 @click.option("--preset", default="fast", show_default=True,
               help="libx264 preset of the end-to-end runs and their decode+encode ceiling "
-                   "(configs/realtime.yaml: veryfast).")
+                   "(configs/realtime.yaml: ultrafast).")
 @click.option("--crf", default=18, show_default=True, type=click.IntRange(0, 51),
               help="libx264 crf of the end-to-end runs (configs/realtime.yaml: 20).")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
