@@ -166,13 +166,6 @@ def _decoded(path: Path) -> list[np.ndarray]:
         return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
 
 
-def _lumas(frames: list[np.ndarray]) -> list[np.ndarray]:
-    """The Y planes the YUV-native path's stage fuses (BT.601 luma of RGB frames)."""
-    import cv2
-
-    return [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
-
-
 def measure(row: Row, args: dict, clips: dict, workdir: Path) -> list[Row]:
     """Measure ``row``: model only per row kind (``args["io"]``: ``yuv`` for a luma
     network only), then (end to end on) one copy of each per temporal mode
@@ -221,6 +214,7 @@ def measure(row: Row, args: dict, clips: dict, workdir: Path) -> list[Row]:
     row = base[0]
     from rtderain.media.transcode import PipelineOptions, derain_video
     from rtderain.temporal import TemporalSettings
+    from rtderain.temporal.align import luma
 
     # As many frames as fit in about 2x the budget at the model-only speed (>= 8).
     frames = int(min(args["e2e_frames"], max(8, 2000 * args["budget"] / row.model_ms)))
@@ -242,9 +236,11 @@ def measure(row: Row, args: dict, clips: dict, workdir: Path) -> list[Row]:
             if stage_clips is None:  # decoded and rendered once for every mode
                 decoded = _decoded(clips[clip_key])
                 stage_clips = (decoded, still_rainy_frames(decoded[0]))
-            frames = stage_clips if r.io == "rgb" else [_lumas(c) for c in stage_clips]
-            this.stage_ms = time_stage(mode, frames[0])
-            this.stage_still_ms = time_stage(mode, frames[1])
+            # A yuv row's stage fuses Y planes: the BT.601 luma of the decoded frames.
+            timed = (stage_clips if r.io == "rgb"
+                     else [[luma(f) for f in clip] for clip in stage_clips])
+            this.stage_ms = time_stage(mode, timed[0])
+            this.stage_still_ms = time_stage(mode, timed[1])
         summary = derain_video(clips[clip_key], out, engine, PipelineOptions(
             batch=row.batch, encode=enc, temporal=TemporalSettings(mode), overwrite=True,
             planes=this.io == "yuv"))

@@ -244,9 +244,7 @@ def derain_video(
             if progress:
                 progress(done, reader.frame_count)
         if worker is not None:
-            worker.finish()
-        if "error" in state:
-            raise state["error"]
+            worker.finish()  # a stage error sets stop: the sink ends, and it is raised below
         put(out_q, End(), stop)
         threads[1].join()
         if "error" in state:
@@ -334,9 +332,9 @@ def _emit(
     frames = [DecodedFrame(f.index, out[i], f.pts, f.layout) for i, f in enumerate(batch)]
     if worker is not None:
         worker.submit(batch, frames)
-        return len(batch)
-    for item in frames:
-        put(out_q, item, stop)
+    else:
+        for item in frames:
+            put(out_q, item, stop)
     return len(batch)
 
 
